@@ -1,0 +1,114 @@
+/**
+ * Per-device session management after Signal's Sesame (PROTOCOL.md §8). For each remote
+ * (user, device) we keep one active session, used to send, and up to MAX_INACTIVE_SESSIONS
+ * inactive ones, still able to receive messages that were in flight when we switched.
+ *
+ * Rules:
+ * - Sending uses the active session.
+ * - A prekey message for a base key we already hold decrypts on that session (a retransmitted
+ *   first message). A new base key creates a session that becomes active — except when our
+ *   active session is one we initiated and has not heard back on: both devices started at
+ *   once, and both keep the session with the smaller base key, so they converge at once.
+ * - A normal message is tried on the active session, then the inactive ones; one that
+ *   decrypts on an inactive session promotes it to active.
+ * As everywhere in crypto/, the record passed in is never modified; the caller commits the
+ * returned record together with the plaintext.
+ */
+import { compareBytes, equalBytes } from './bytes.ts';
+import { MAX_INACTIVE_SESSIONS } from './consts.ts';
+import { CryptoError, isCryptoError } from './errors.ts';
+import type { DeviceKeyPair, DevicePublic } from './identity.ts';
+import type { PrekeyBundle } from './prekeys.ts';
+import { ratchetDecrypt, ratchetEncrypt, type Session } from './ratchet/session.ts';
+import { initiateSession, type PrekeyLookup, respondToPrekey, type UsedPrekeys } from './session-setup.ts';
+import type { Rng } from './sodium.ts';
+import { decodeDeviceMessage, MessageKind } from './wire/messages.ts';
+
+export interface DeviceSessions {
+  readonly active: Session | null;
+  /** Most recently active first. */
+  readonly inactive: readonly Session[];
+}
+
+export const EMPTY_DEVICE_SESSIONS: DeviceSessions = { active: null, inactive: [] };
+
+function withActive(record: DeviceSessions, session: Session): DeviceSessions {
+  const rest = [record.active, ...record.inactive].filter((s): s is Session => s !== null && !equalBytes(s.baseKey, session.baseKey));
+  return { active: session, inactive: rest.slice(0, MAX_INACTIVE_SESSIONS) };
+}
+
+function replaced(record: DeviceSessions, old: Session, updated: Session): DeviceSessions {
+  if (record.active === old) return { ...record, active: updated };
+  return { ...record, inactive: record.inactive.map((s) => (s === old ? updated : s)) };
+}
+
+/** Starts a new session from a bundle and makes it active (the old one stays to receive). */
+export function startSession(record: DeviceSessions, ours: DeviceKeyPair, theirs: DevicePublic, bundle: PrekeyBundle, rng: Rng): DeviceSessions {
+  return withActive(record, initiateSession(ours, theirs, bundle, rng));
+}
+
+export function hasSession(record: DeviceSessions): boolean {
+  return record.active !== null && record.active.sending !== null;
+}
+
+export function encryptForDevice(record: DeviceSessions, plaintext: Uint8Array): { record: DeviceSessions; message: Uint8Array } {
+  const active = record.active;
+  if (!active) throw new CryptoError('no_session', 'no session with this device');
+  const r = ratchetEncrypt(active, plaintext);
+  return { record: { ...record, active: r.session }, message: r.message };
+}
+
+export interface DecryptResult {
+  readonly record: DeviceSessions;
+  readonly plaintext: Uint8Array;
+  /** One-time prekeys this message consumed: delete them when committing `record`. */
+  readonly used: UsedPrekeys | null;
+}
+
+/**
+ * Decrypts a DeviceMessage from `theirs` (the sender device from its verified device list).
+ * `lookup` finds our prekey secrets, for prekey messages.
+ */
+export function decryptFromDevice(
+  record: DeviceSessions,
+  bytes: Uint8Array,
+  ours: DeviceKeyPair,
+  theirs: DevicePublic,
+  lookup: PrekeyLookup,
+  rng: Rng,
+): DecryptResult {
+  const m = decodeDeviceMessage(bytes);
+  if (m.kind === MessageKind.prekey) {
+    const known = [record.active, ...record.inactive].find((s) => s !== null && equalBytes(s.baseKey, m.prekey.baseKey));
+    if (known) {
+      const r = ratchetDecrypt(known, m.prekey.message, rng);
+      return { record: replaced(record, known, r.session), plaintext: r.plaintext, used: null };
+    }
+    const setup = respondToPrekey(ours, theirs, m.prekey, lookup);
+    const r = ratchetDecrypt(setup.session, m.prekey.message, rng);
+    const current = record.active;
+    const simultaneous = current !== null && current.initiatedByUs && !current.confirmed;
+    if (simultaneous && compareBytes(current.baseKey, r.session.baseKey) < 0) {
+      // Keep ours active; the peer makes the same choice when our prekey message reaches it.
+      return { record: { active: current, inactive: [r.session, ...record.inactive].slice(0, MAX_INACTIVE_SESSIONS) }, plaintext: r.plaintext, used: setup.used };
+    }
+    return { record: withActive(record, r.session), plaintext: r.plaintext, used: setup.used };
+  }
+
+  const candidates = [record.active, ...record.inactive].filter((s): s is Session => s !== null);
+  if (candidates.length === 0) throw new CryptoError('no_session', 'no session with this device');
+  let first: unknown;
+  for (const s of candidates) {
+    try {
+      const r = ratchetDecrypt(s, m.message, rng);
+      const record2 = s === record.active ? { ...record, active: r.session } : withActive(record, r.session);
+      return { record: record2, plaintext: r.plaintext, used: null };
+    } catch (e) {
+      if (!isCryptoError(e)) throw e;
+      first ??= e;
+      // A replay on the session it belongs to is final: don't let another session mask it.
+      if (e.code === 'duplicate_message' && s.receiving.some((c) => equalBytes(c.ratchetKey, m.message.subarray(1, 33)))) throw e;
+    }
+  }
+  throw first;
+}
