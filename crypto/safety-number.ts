@@ -7,7 +7,7 @@
  *   h_i = BLAKE2b-512(h_{i-1} || accountKey), i = 1..5200
  *   fingerprint(user) = h_5200[0..32]
  *   digits(user) = for j in 0..5: (uint40be(fp[5j..5j+5]) mod 100000), 5 digits each  (30 digits)
- *   safety number = the two 30-digit strings in ascending order, concatenated (60 digits)
+ *   safety number = the two 30-digit strings, ordered by their fingerprints' bytes (60 digits)
  *   QR payload    = | 1 version=0x01 | 32 lower fingerprint | 32 higher fingerprint |
  *
  * Both users compute the same digits and the same QR payload, whoever is "local".

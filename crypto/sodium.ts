@@ -185,7 +185,7 @@ type StreamState = ReturnType<Sodium['crypto_secretstream_xchacha20poly1305_init
  * Opens a secretstream for *writing* with a header we chose. libsodium's init_push draws the
  * header from its own RNG, which would make attachments non-deterministic; init_pull with the
  * same (header, key) computes the identical state (HChaCha20 subkey + nonce, counter 1), so
- * pushing on it produces exactly what init_push would have for that header. PROTOCOL.md §9.
+ * pushing on it produces exactly what init_push would have for that header. PROTOCOL.md §12.
  */
 export function streamOpen(key: Uint8Array, header: Uint8Array): StreamState {
   return s().crypto_secretstream_xchacha20poly1305_init_pull(header, key);
