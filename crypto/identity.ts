@@ -49,9 +49,17 @@ export function deriveDeviceId(signingKey: Uint8Array, dhKey: Uint8Array): Uint8
   return kdf(LABEL.deviceId, input, DEVICE_ID_BYTES);
 }
 
+/** Draws the signing seed first, then the X25519 secret (the order is part of the spec). */
 export function generateDevice(rng: Rng): DeviceKeyPair {
-  const signing = ed25519FromSeed(rng(32));
-  const dhSecret = rng(32);
+  const signingSeed = rng(32);
+  return deviceFromSecrets(signingSeed, rng(32));
+}
+
+/** Rebuilds a device's key pair (public keys and id included) from its two stored secrets. */
+export function deviceFromSecrets(signingSeed: Uint8Array, dhSecret: Uint8Array): DeviceKeyPair {
+  checkBytes(signingSeed, 32, 'signing seed');
+  checkBytes(dhSecret, 32, 'dh secret');
+  const signing = ed25519FromSeed(signingSeed);
   const dhKey = x25519Base(dhSecret);
   return {
     deviceId: deriveDeviceId(signing.publicKey, dhKey),

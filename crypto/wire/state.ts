@@ -18,10 +18,10 @@ import { Reader, Writer } from '../bytes.ts';
 import { MAX_INACTIVE_SESSIONS, MAX_RECEIVING_CHAINS, MAX_SKIPPED_KEYS } from '../consts.ts';
 import type { DeviceSessions } from '../device-sessions.ts';
 import { CryptoError } from '../errors.ts';
-import { type DeviceKeyPair, deriveDeviceId } from '../identity.ts';
+import { type DeviceKeyPair, deviceFromSecrets } from '../identity.ts';
 import { isPqKind, type PrekeyKind, type PrekeySecret } from '../prekeys.ts';
 import type { ReceivingChain, Session, SkippedKey } from '../ratchet/session.ts';
-import { ed25519FromSeed, x25519Base, xwingFromSeed } from '../sodium.ts';
+import { x25519Base, xwingFromSeed } from '../sodium.ts';
 import { readPrekeyHeader, writePrekeyHeader } from './messages.ts';
 
 export const SESSION_STATE_VERSION = 0x01;
@@ -124,18 +124,10 @@ export function encodeDeviceKeyPair(d: DeviceKeyPair): Uint8Array {
 export function decodeDeviceKeyPair(bytes: Uint8Array): DeviceKeyPair {
   const r = new Reader(bytes, 'device keys');
   r.version([DEVICE_KEYS_VERSION]);
-  const seed = r.bytes(32, 'signing seed');
+  const seed = r.bytes(32, 'signing seed').slice();
   const dhSecret = r.bytes(32, 'dh secret').slice();
   r.end();
-  const signing = ed25519FromSeed(seed);
-  const dhKey = x25519Base(dhSecret);
-  return {
-    deviceId: deriveDeviceId(signing.publicKey, dhKey),
-    signingKey: signing.publicKey,
-    dhKey,
-    signingSecret: signing.secretKey,
-    dhSecret,
-  };
+  return deviceFromSecrets(seed, dhSecret);
 }
 
 export function encodePrekeySecret(p: PrekeySecret): Uint8Array {
