@@ -50,7 +50,9 @@ export function createAttachmentEncryptor(rng: Rng, size: number, chunkSize = AT
     push(chunk: Uint8Array): Uint8Array {
       if (done) throw new CryptoError('invalid_argument', 'attachment already finished');
       const final = written + chunk.length === size;
-      if (!final && chunk.length !== chunkSize) throw new CryptoError('invalid_argument', 'every chunk but the last must be chunkSize bytes');
+      if (chunk.length > chunkSize || (!final && chunk.length !== chunkSize)) {
+        throw new CryptoError('invalid_argument', 'every chunk but the last must be chunkSize bytes, the last at most that');
+      }
       if (written + chunk.length > size) throw new CryptoError('invalid_argument', 'more bytes than the declared size');
       const ct = streamPush(state, chunk, final);
       hash.update(ct);
@@ -98,7 +100,9 @@ export function createAttachmentDecryptor(pointer: AttachmentPointer) {
       hash.update(chunk);
       read += r.plaintext.length;
       if (read > pointer.size) throw new CryptoError('malformed', 'attachment longer than its declared size');
-      if (!r.final && r.plaintext.length !== pointer.chunkSize) throw new CryptoError('malformed', 'attachment chunk of the wrong size');
+      if (r.plaintext.length > pointer.chunkSize || (!r.final && r.plaintext.length !== pointer.chunkSize)) {
+        throw new CryptoError('malformed', 'attachment chunk of the wrong size');
+      }
       done = r.final;
       return r.plaintext;
     },

@@ -50,7 +50,9 @@ export function fromHex(hex: string, field = 'hex'): Uint8Array {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: keep a leading U+FEFF as a character. By default TextDecoder strips it, so two
+// different byte strings (with and without EF BB BF) would decode to the same user id or name.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function utf8(s: string): Uint8Array {
   return encoder.encode(s);

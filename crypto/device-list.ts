@@ -201,7 +201,8 @@ export function withDeviceRemoved(list: DeviceList, deviceId: Uint8Array, now: n
   return {
     ...list,
     version: list.version + 1,
-    devices: list.devices.map((e) => (e === d ? { ...e, removedAt: Math.max(now, e.addedAt) } : e)),
+    // removedAt 0 means active, so a removal is never recorded as 0 (now = addedAt = 0 would keep it active).
+    devices: list.devices.map((e) => (e === d ? { ...e, removedAt: Math.max(now, e.addedAt, 1) } : e)),
   };
 }
 

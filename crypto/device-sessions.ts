@@ -6,9 +6,9 @@
  * Rules:
  * - Sending uses the active session.
  * - A prekey message for a base key we already hold decrypts on that session (a retransmitted
- *   first message). A new base key creates a session that becomes active — except when our
- *   active session is one we initiated and has not heard back on: both devices started at
- *   once, and both keep the session with the smaller base key, so they converge at once.
+ *   first message); a new base key creates a session. Either way that session becomes active —
+ *   except when our active session is one we initiated and has not heard back on: both devices
+ *   started at once, and both keep the session with the smaller base key, so they converge at once.
  * - A normal message is tried on the active session, then the inactive ones; one that
  *   decrypts on an inactive session promotes it to active.
  * As everywhere in crypto/, the record passed in is never modified; the caller commits the
@@ -17,7 +17,7 @@
 import { compareBytes, equalBytes } from './bytes.ts';
 import { MAX_INACTIVE_SESSIONS } from './consts.ts';
 import { CryptoError, isCryptoError } from './errors.ts';
-import type { DeviceKeyPair, DevicePublic } from './identity.ts';
+import { type DeviceKeyPair, type DevicePublic, sameDevice } from './identity.ts';
 import type { PrekeyBundle } from './prekeys.ts';
 import { ratchetDecrypt, ratchetEncrypt, type Session } from './ratchet/session.ts';
 import { initiateSession, type PrekeyLookup, respondToPrekey, type UsedPrekeys } from './session-setup.ts';
@@ -35,6 +35,15 @@ export const EMPTY_DEVICE_SESSIONS: DeviceSessions = { active: null, inactive: [
 function withActive(record: DeviceSessions, session: Session): DeviceSessions {
   const rest = [record.active, ...record.inactive].filter((s): s is Session => s !== null && !equalBytes(s.baseKey, session.baseKey));
   return { active: session, inactive: rest.slice(0, MAX_INACTIVE_SESSIONS) };
+}
+
+/**
+ * True when a session the peer sends prekey messages on must not replace our active one: ours is
+ * a session we initiated, has not heard back on, and has the smaller base key. Both devices compare
+ * the same two base keys, so after simultaneous starts both keep the same session.
+ */
+function keepsOurs(current: Session | null, incoming: Session): current is Session {
+  return current !== null && current.initiatedByUs && !current.confirmed && compareBytes(current.baseKey, incoming.baseKey) < 0;
 }
 
 function replaced(record: DeviceSessions, old: Session, updated: Session): DeviceSessions {
@@ -79,16 +88,21 @@ export function decryptFromDevice(
 ): DecryptResult {
   const m = decodeDeviceMessage(bytes);
   if (m.kind === MessageKind.prekey) {
+    // §6 step 1 holds for every prekey message, also a retransmission that finds its session.
+    if (!sameDevice(m.prekey.sender, theirs)) throw new CryptoError('identity_mismatch', 'prekey message sender is not the listed device');
     const known = [record.active, ...record.inactive].find((s) => s !== null && equalBytes(s.baseKey, m.prekey.baseKey));
     if (known) {
       const r = ratchetDecrypt(known, m.prekey.message, rng);
-      return { record: replaced(record, known, r.session), plaintext: r.plaintext, used: null };
+      // The peer sends on this session, so it becomes active as a new one would. Left inactive, two
+      // devices that each restarted could each keep sending prekey messages on its own pending
+      // session and receiving on the other's: never converging, never taking a DH ratchet step.
+      const stays = known === record.active || keepsOurs(record.active, known);
+      return { record: stays ? replaced(record, known, r.session) : withActive(record, r.session), plaintext: r.plaintext, used: null };
     }
     const setup = respondToPrekey(ours, theirs, m.prekey, lookup);
     const r = ratchetDecrypt(setup.session, m.prekey.message, rng);
     const current = record.active;
-    const simultaneous = current !== null && current.initiatedByUs && !current.confirmed;
-    if (simultaneous && compareBytes(current.baseKey, r.session.baseKey) < 0) {
+    if (keepsOurs(current, r.session)) {
       // Keep ours active; the peer makes the same choice when our prekey message reaches it.
       return { record: { active: current, inactive: [r.session, ...record.inactive].slice(0, MAX_INACTIVE_SESSIONS) }, plaintext: r.plaintext, used: setup.used };
     }

@@ -100,6 +100,10 @@ export function respondToPrekey(ours: DeviceKeyPair, theirs: DevicePublic, heade
     throw new CryptoError('unknown_prekey', `one-time prekey ${header.oneTimePrekeyId}`);
   }
   if (equalBytes(header.baseKey, spk.publicKey)) throw new CryptoError('invalid_public_key', 'base key equals our prekey');
+  // X25519 ignores the top bit, so a base key with it set computes the same SK as the honest one
+  // (which never has it set) under another name: a replayed first message would then create a
+  // second session instead of being recognised by its base key (§8). Refuse that encoding.
+  if (header.baseKey[31]! & 0x80) throw new CryptoError('invalid_public_key', 'base key has its top bit set');
 
   const dh = [x25519(spk.secretKey, theirs.dhKey), x25519(ours.dhSecret, header.baseKey), x25519(spk.secretKey, header.baseKey)];
   if (otk) dh.push(x25519(otk.secretKey, header.baseKey));

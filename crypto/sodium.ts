@@ -98,8 +98,9 @@ export function x25519Base(secret: Uint8Array): Uint8Array {
  * (including the all-zero key) produces; that becomes `invalid_public_key`.
  */
 export function x25519(secret: Uint8Array, theirPublic: Uint8Array): Uint8Array {
+  const sodium = s(); // outside the try: not_ready must not read as a low-order point
   try {
-    return s().crypto_scalarmult(secret, theirPublic);
+    return sodium.crypto_scalarmult(secret, theirPublic);
   } catch {
     throw new CryptoError('invalid_public_key', 'X25519 with a low-order point');
   }
@@ -118,8 +119,9 @@ export function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Ar
 
 export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
+  const sodium = s(); // outside the try: not_ready must not read as a bad signature
   try {
-    return s().crypto_sign_verify_detached(signature, message, publicKey);
+    return sodium.crypto_sign_verify_detached(signature, message, publicKey);
   } catch {
     return false;
   }
@@ -136,8 +138,9 @@ export function aeadEncrypt(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8
 
 export function aeadDecrypt(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array {
   if (ciphertext.length < AEAD_TAG_BYTES) throw new CryptoError('decrypt_failed', 'ciphertext shorter than its tag');
+  const sodium = s(); // outside the try: not_ready must not read as a forged message
   try {
-    return s().crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, ad, nonce, key);
+    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, ad, nonce, key);
   } catch {
     throw new CryptoError('decrypt_failed', 'authentication failed');
   }
@@ -157,16 +160,19 @@ export function xwingFromSeed(seed: Uint8Array): { publicKey: Uint8Array; secret
 }
 
 export function xwingEncapsulate(publicKey: Uint8Array, rng: Rng): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
+  const sodium = s(); // outside the try, like the draw: only libsodium's refusal means a bad key
+  const seed = rng(XWING_ENC_SEED_BYTES);
   try {
-    return s().crypto_kem_xwing_enc_deterministic(publicKey, rng(XWING_ENC_SEED_BYTES));
+    return sodium.crypto_kem_xwing_enc_deterministic(publicKey, seed);
   } catch {
     throw new CryptoError('invalid_public_key', 'X-Wing public key rejected');
   }
 }
 
 export function xwingDecapsulate(ciphertext: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  const sodium = s(); // outside the try: not_ready must not read as a bad ciphertext
   try {
-    return s().crypto_kem_xwing_dec(ciphertext, secretKey);
+    return sodium.crypto_kem_xwing_dec(ciphertext, secretKey);
   } catch {
     throw new CryptoError('decrypt_failed', 'X-Wing ciphertext rejected');
   }
@@ -196,9 +202,10 @@ export function streamPush(state: StreamState, chunk: Uint8Array, final: boolean
 }
 
 export function streamPull(state: StreamState, chunk: Uint8Array): { plaintext: Uint8Array; final: boolean } {
+  const sodium = s(); // outside the try: not_ready must not read as a forged chunk
   let r: { message: Uint8Array; tag: number } | false;
   try {
-    r = s().crypto_secretstream_xchacha20poly1305_pull(state, chunk, null);
+    r = sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, null);
   } catch {
     r = false;
   }

@@ -149,12 +149,14 @@ export function ratchetDecrypt(session: Session, messageBytes: Uint8Array, rng: 
  * with their skipped keys kept (those are bounded separately).
  */
 function dhRatchet(session: Session, theirKey: Uint8Array, previousCounter: number, rng: Rng): Session {
+  // `theirKey` is a view into the caller's message bytes: the state keeps its own copy, or a caller
+  // that reuses its receive buffer would rewrite the committed session (and it would pin that buffer).
   const recv = rootStep(session.rootKey, x25519(session.ourRatchet.secret, theirKey));
   const secret = rng(32);
   const ours: RatchetKeyPair = { secret, public: x25519Base(secret) };
   const send = rootStep(recv.rootKey, x25519(secret, theirKey));
   const older = session.receiving.map((c, i) => (i === 0 && c.end === OPEN_CHAIN ? { ...c, end: previousCounter } : c));
-  const receiving = [{ ratchetKey: theirKey, chainKey: recv.chainKey, index: 0, end: OPEN_CHAIN }, ...older].slice(0, MAX_RECEIVING_CHAINS);
+  const receiving = [{ ratchetKey: theirKey.slice(), chainKey: recv.chainKey, index: 0, end: OPEN_CHAIN }, ...older].slice(0, MAX_RECEIVING_CHAINS);
   return {
     ...session,
     rootKey: send.rootKey,
