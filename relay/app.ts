@@ -1,0 +1,79 @@
+/**
+ * The relay as a Hono app: createApp(services) is what tests call (app.request, no port);
+ * server.ts is the only place that binds one. Routes are grouped as sub-apps under /v1.
+ * Every error leaves as JSON { error, message } with its status (errors.ts); no stack
+ * traces, and malformed input is always a 4xx.
+ */
+import { upgradeWebSocket } from '@hono/node-server';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
+import { ApiError } from './errors.ts';
+import { errorFields } from './log.ts';
+import type { RelayEnv } from './middleware/auth.ts';
+import { accountRoutes } from './routes/accounts.ts';
+import { deviceRoutes } from './routes/devices.ts';
+import { keyRoutes } from './routes/keys.ts';
+import { messageRoutes } from './routes/messages.ts';
+import { DeviceSocket } from './routes/ws.ts';
+import type { RelayServices } from './services.ts';
+import { limitBody } from './validate.ts';
+
+export function createApp(s: RelayServices) {
+  const app = new Hono<RelayEnv>();
+  const { config } = s;
+
+  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin', referrerPolicy: 'no-referrer' }));
+  app.use('/v1/*', async (c, next) => {
+    c.header('Cache-Control', 'no-store');
+    await next();
+  });
+  // Body limits: large only where large bodies belong.
+  const small = limitBody(config.maxBodyBytes);
+  const messages = limitBody(config.maxMessageBodyBytes);
+  const keys = limitBody(config.maxPrekeyBodyBytes);
+  app.use('/v1/*', (c, next) => {
+    const p = c.req.path;
+    if (p === '/v1/messages') return messages(c, next);
+    if (p === '/v1/keys') return keys(c, next);
+    return small(c, next);
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.get(
+    '/v1/ws',
+    upgradeWebSocket(() => {
+      let socket: DeviceSocket | undefined;
+      return {
+        onOpen: (_e, ws) => {
+          socket = new DeviceSocket(s, ws);
+        },
+        onMessage: (e) => socket?.onMessage(e.data),
+        onClose: () => socket?.onClose(),
+      };
+    }),
+    () => {
+      throw new ApiError(426, 'invalid_request', 'this endpoint speaks WebSocket only');
+    },
+  );
+
+  app.route('/v1', accountRoutes(s));
+  app.route('/v1', deviceRoutes(s));
+  app.route('/v1', keyRoutes(s));
+  app.route('/v1', messageRoutes(s));
+
+  app.notFound((c) => c.json({ error: 'not_found', message: 'no such endpoint' }, 404));
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.body(), err.status);
+    if (err instanceof HTTPException && err.status < 500) {
+      const code = err.status === 400 ? 'invalid_json' : err.status === 413 ? 'payload_too_large' : 'invalid_request';
+      return c.json({ error: code, message: err.status === 400 ? 'request body is not valid JSON' : err.message }, err.status);
+    }
+    s.log('error', 'unhandled error', { path: c.req.path, ...errorFields(err) });
+    return c.json({ error: 'internal', message: 'internal error' }, 500);
+  });
+  return app;
+}
+
+export type RelayApp = ReturnType<typeof createApp>;

@@ -1,0 +1,106 @@
+/**
+ * Opens the relay's database: an embedded PGlite (in memory, or persisted in a data directory)
+ * or a real PostgreSQL server through postgres.js. Both get the same drizzle schema, the same
+ * migrations (applied here, on open) and the same LISTEN/NOTIFY interface. PGlite's
+ * notifications stay inside the process (its data directory cannot be shared by two
+ * processes anyway); PostgreSQL's reach every relay process connected to the server.
+ */
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import { schema, type Schema } from './schema.ts';
+
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** A transaction handle; it has the same query API as Db. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export interface Database {
+  readonly db: Db;
+  readonly kind: 'pglite' | 'postgres';
+  /** Subscribes to a channel; resolves once listening. Returns an unsubscribe function. */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** postgres://... — a real PostgreSQL server. Takes precedence over dataDir. */
+  readonly url?: string;
+  /** PGlite data directory; omitted (and no url) means an in-memory database. */
+  readonly dataDir?: string;
+  /** postgres.js pool size (default 10). */
+  readonly poolSize?: number;
+}
+
+const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
+/** Advisory lock key serialising migrations when several relay processes start at once. */
+const MIGRATION_LOCK = 0x70657472; // "petr"
+
+export async function openDatabase(opts: OpenOptions = {}): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.dataDir);
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  const client = dataDir ? new PGlite(dataDir) : new PGlite();
+  await client.waitReady;
+  const db = drizzlePglite(client, { schema });
+  await migratePglite(db, { migrationsFolder: MIGRATIONS });
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    listen: async (channel, onMessage) => {
+      const unsubscribe = await client.listen(channel, onMessage);
+      return async () => unsubscribe();
+    },
+    notify: async (channel, payload) => {
+      await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    close: async () => {
+      await client.close();
+    },
+  };
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<Database> {
+  const sql = postgres(url, { max: poolSize, onnotice: () => {}, connection: { application_name: 'petrel-relay' } });
+  const db = drizzlePostgres(sql, { schema });
+  const lock = await sql.reserve();
+  try {
+    await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+    await migratePostgres(db, { migrationsFolder: MIGRATIONS });
+  } finally {
+    await lock`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+    lock.release();
+  }
+  return {
+    db: db as unknown as Db,
+    kind: 'postgres',
+    listen: async (channel, onMessage) => {
+      const sub = await sql.listen(channel, onMessage);
+      return () => sub.unlisten();
+    },
+    notify: async (channel, payload) => {
+      await sql.notify(channel, payload);
+    },
+    close: async () => {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Rows of a raw `db.execute(sql...)` result: postgres.js returns an array, PGlite `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+/** bytea from a raw query: Buffer (postgres.js) or Uint8Array (PGlite), as a plain Uint8Array. */
+export function bytesOf(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v.constructor === Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  throw new TypeError('expected bytea');
+}

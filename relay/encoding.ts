@@ -1,0 +1,45 @@
+/**
+ * Bytes travel in JSON as unpadded base64url. Decoding is strict (Node's own decoder skips
+ * characters it does not know, which would let two different strings mean the same bytes).
+ */
+import * as v from 'valibot';
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+export function toB64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+}
+
+/** Returns undefined for anything that is not canonical unpadded base64url. */
+export function fromB64(s: string): Uint8Array | undefined {
+  if (!B64URL.test(s) || s.length % 4 === 1) return undefined;
+  const buf = Buffer.from(s, 'base64url');
+  if (buf.toString('base64url') !== s) return undefined;
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/**
+ * A valibot schema for a base64url field that decodes to `min..max` bytes; its output is the
+ * Uint8Array. `max` bounds the string length before decoding, so huge strings fail early.
+ */
+export function b64Bytes(min: number, max: number) {
+  return v.pipe(
+    v.string(),
+    v.maxLength(Math.ceil((max * 4) / 3), `at most ${max} bytes`),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const bytes = fromB64(dataset.value);
+      if (!bytes) {
+        addIssue({ message: 'not base64url' });
+        return NEVER;
+      }
+      if (bytes.length < min || bytes.length > max) {
+        addIssue({ message: min === max ? `must be ${min} bytes` : `must be ${min}..${max} bytes` });
+        return NEVER;
+      }
+      return bytes;
+    }),
+  );
+}
+
+/** A device id: 16 bytes. */
+export const deviceIdB64 = b64Bytes(16, 16);

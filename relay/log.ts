@@ -1,0 +1,23 @@
+/**
+ * Structured logs: one JSON object per line. Callers pass only ids, counts, codes and
+ * timings, never tokens, keys, ciphertext or passwords.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
+
+const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export function jsonLogger(min: LogLevel = 'info', write: (line: string) => void = (l) => process.stdout.write(l + '\n')): Logger {
+  return (level, msg, fields) => {
+    if (ORDER[level] < ORDER[min]) return;
+    write(JSON.stringify({ t: new Date().toISOString(), level, msg, ...fields }));
+  };
+}
+
+export const silentLogger: Logger = () => {};
+
+/** An error's name and message only (no stack, no cause chain that might hold request data). */
+export function errorFields(e: unknown): Record<string, unknown> {
+  if (e instanceof Error) return { err: e.name, errMessage: e.message.slice(0, 300) };
+  return { err: String(e).slice(0, 300) };
+}

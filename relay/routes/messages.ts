@@ -1,0 +1,122 @@
+/**
+ * Messages and inboxes.
+ *
+ *   POST /v1/messages   { clientMessageId, to: [username], payload, envelopes: [{ user, device, body }] }
+ *                       -> { messageId, timestamp }                                      (device)
+ *   GET  /v1/inbox?after=N&limit=L -> { envelopes: [envelope], more }                    (device)
+ *   POST /v1/inbox/ack  { seq } -> { acked }                                             (device)
+ *
+ * A submission is one shared payload (stored once) plus one envelope (crypto/'s DeviceMessage
+ * bytes, opaque here, only size-checked) per recipient device. The envelope set must be exactly
+ * the active devices of every user in `to`, plus the sender's own other active devices;
+ * otherwise 409 device_mismatch lists, per user, the missing and the extra device ids, so the
+ * client repairs its sessions and retries. The check reads the current lists just before the
+ * write: a device added in between does not get this message (as with any list the sender
+ * had not yet seen) and one removed in between has its inbox dropped with it.
+ *
+ * Idempotent on (sender device, clientMessageId): a retry returns the first result and stores
+ * nothing new, also when the retry races the original (see inbox/writer.ts).
+ */
+import { and, eq, inArray } from 'drizzle-orm';
+import { Hono } from 'hono';
+import * as v from 'valibot';
+import { accounts, devices, submissions } from '../db/schema.ts';
+import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
+import { ApiError } from '../errors.ts';
+import { ackInbox, readInbox, recordJson } from '../inbox/reader.ts';
+import { deviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
+import type { RelayServices } from '../services.ts';
+import { requireUsername } from '../usernames.ts';
+import { limitBody, valid } from '../validate.ts';
+
+export const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const seqNumber = v.pipe(v.string(), v.regex(/^\d{1,15}$/, 'a non-negative integer'), v.transform(Number));
+
+export function messageRoutes(s: RelayServices) {
+  const { db, config } = s;
+  const Submit = v.object({
+    clientMessageId: v.pipe(v.string(), v.regex(CLIENT_MESSAGE_ID, '1..64 characters of base64url')),
+    to: v.pipe(v.array(v.pipe(v.string(), v.maxLength(128))), v.minLength(1), v.maxLength(config.maxRecipientsPerMessage)),
+    payload: b64Bytes(1, config.maxPayloadBytes),
+    envelopes: v.pipe(
+      v.array(v.object({ user: v.pipe(v.string(), v.maxLength(128)), device: deviceIdB64, body: b64Bytes(1, config.maxEnvelopeBytes) })),
+      v.minLength(1),
+      v.maxLength(config.maxEnvelopesPerMessage),
+    ),
+  });
+
+  return new Hono<RelayEnv>()
+    .post('/messages', limitBody(config.maxMessageBodyBytes), requireDevice(s), valid('json', Submit), async (c) => {
+      const me = deviceAuth(c);
+      const body = c.req.valid('json');
+      const [done] = await db
+        .select({ messageId: submissions.messageId, timestamp: submissions.createdAt })
+        .from(submissions)
+        .where(and(eq(submissions.senderDevice, me.device), eq(submissions.clientId, body.clientMessageId)));
+      if (done) return c.json(done);
+
+      const users = new Set(body.to.map(requireUsername));
+      users.add(me.username);
+      const given = new Map<string, Map<string, Uint8Array>>(); // user -> device b64 -> envelope
+      for (const e of body.envelopes) {
+        const user = requireUsername(e.user);
+        const key = toB64(e.device);
+        const forUser = given.get(user) ?? new Map<string, Uint8Array>();
+        if (forUser.has(key)) throw new ApiError(400, 'invalid_envelope', 'two envelopes for one device');
+        forUser.set(key, e.body);
+        given.set(user, forUser);
+      }
+
+      const rows = await db
+        .select({ username: accounts.username, id: devices.id, deviceId: devices.deviceId })
+        .from(accounts)
+        .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
+        .where(inArray(accounts.username, [...users]));
+      const known = new Set(rows.map((r) => r.username));
+      const unknown = [...users].filter((u) => !known.has(u));
+      if (unknown.length) throw new ApiError(404, 'unknown_user', 'no such user', { users: unknown });
+
+      const expected = new Map<string, Map<string, number>>(); // user -> device b64 -> row id
+      for (const u of users) expected.set(u, new Map());
+      for (const r of rows) {
+        if (r.id === null || r.deviceId === null || r.id === me.device) continue;
+        expected.get(r.username)!.set(toB64(r.deviceId), r.id);
+      }
+      const missing: { user: string; devices: string[] }[] = [];
+      const extra: { user: string; devices: string[] }[] = [];
+      for (const u of new Set([...users, ...given.keys()])) {
+        const want = expected.get(u) ?? new Map<string, number>();
+        const have = given.get(u) ?? new Map<string, Uint8Array>();
+        const m = [...want.keys()].filter((d) => !have.has(d));
+        const x = [...have.keys()].filter((d) => !want.has(d));
+        if (m.length) missing.push({ user: u, devices: m });
+        if (x.length) extra.push({ user: u, devices: x });
+      }
+      if (missing.length || extra.length) {
+        throw new ApiError(409, 'device_mismatch', 'the envelopes do not match the recipients\u2019 active devices', { missing, extra });
+      }
+
+      const targets = [...given].flatMap(([u, ds]) => [...ds].map(([d, envelope]) => ({ device: expected.get(u)!.get(d)!, envelope })));
+      const result = await s.writer.submit({
+        senderDevice: me.device,
+        senderUser: me.username,
+        senderDeviceId: me.deviceId,
+        clientId: body.clientMessageId,
+        payload: body.payload,
+        targets,
+      });
+      return c.json(result);
+    })
+    .get('/inbox', requireDevice(s), valid('query', v.object({ after: v.optional(seqNumber), limit: v.optional(seqNumber) })), async (c) => {
+      const me = deviceAuth(c);
+      const q = c.req.valid('query');
+      const limit = Math.min(Math.max(q.limit ?? 100, 1), config.inboxPageMax);
+      const records = await readInbox(db, me.device, q.after ?? 0, limit + 1);
+      return c.json({ envelopes: records.slice(0, limit).map(recordJson), more: records.length > limit });
+    })
+    .post('/inbox/ack', requireDevice(s), valid('json', v.object({ seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) })), async (c) => {
+      const { seq } = c.req.valid('json');
+      await ackInbox(db, deviceAuth(c).device, seq);
+      return c.json({ acked: seq });
+    });
+}

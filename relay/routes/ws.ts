@@ -1,0 +1,184 @@
+/**
+ * Live delivery: GET /v1/ws (WebSocket, through @hono/node-server's upgradeWebSocket).
+ *
+ * Protocol (JSON text frames):
+ *   client -> { type: "auth", token, after? }   first frame, within wsAuthTimeoutMs; the token
+ *                                               stays out of the URL (and so out of access logs);
+ *                                               `after` = the last seq the device has (default 0)
+ *   server -> { type: "ready", after }
+ *   server -> { type: "envelopes", items: [envelope] }   catch-up pages, then live, in seq order
+ *   client -> { type: "ack", seq }              deletes the device's envelopes up to seq
+ *   server -> { type: "acked", seq }
+ *   server -> { type: "error", error, message } then close
+ * Close codes: 4400 bad frame, 4401 not authenticated, 4403 device removed or token replaced,
+ * 4008 too far behind (send buffer over wsMaxBufferedBytes): reconnect and resume by seq.
+ *
+ * Catch-up reads pages from the database and waits for the send buffer to drain between
+ * pages; live envelopes committed by this process come straight from the writer, those
+ * committed by another process arrive as a NOTIFY hint and are read from the database. A gap
+ * (seq not next after the last one sent) is always filled from the database, so a socket
+ * never skips or reorders.
+ */
+import type { WebSocketLike } from '@hono/node-server';
+import type { WSContext } from 'hono/ws';
+import * as v from 'valibot';
+import { ackInbox, readInbox, recordJson } from '../inbox/reader.ts';
+import { errorFields } from '../log.ts';
+import { authenticateDevice, type DeviceAuth } from '../middleware/auth.ts';
+import type { InboxRecord, Subscriber } from '../notify/hub.ts';
+import type { RelayServices } from '../services.ts';
+
+export const WS_CLOSE = { badFrame: 4400, unauthorized: 4401, revoked: 4403, resync: 4008 } as const;
+
+const Frame = v.variant('type', [
+  v.object({ type: v.literal('auth'), token: v.pipe(v.string(), v.maxLength(200)), after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
+  v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) }),
+]);
+
+type Ws = WSContext<WebSocketLike>;
+
+export class DeviceSocket implements Subscriber {
+  private auth: DeviceAuth | undefined;
+  private authenticating = false;
+  private sent = 0;
+  private pumping = false;
+  private dirty = false;
+  private closed = false;
+  private unsubscribe: (() => void) | undefined;
+  private readonly authTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly s: RelayServices,
+    private readonly ws: Ws,
+  ) {
+    this.authTimer = setTimeout(() => this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'no auth frame in time'), s.config.wsAuthTimeoutMs);
+  }
+
+  private get buffered(): number {
+    return (this.ws.raw as unknown as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0;
+  }
+
+  onMessage(data: unknown): void {
+    if (this.closed) return;
+    let frame: v.InferOutput<typeof Frame>;
+    try {
+      if (typeof data !== 'string' || data.length > 4096) throw new Error('frame');
+      frame = v.parse(Frame, JSON.parse(data));
+    } catch {
+      return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'bad frame');
+    }
+    if (frame.type === 'auth') void this.authenticate(frame.token, frame.after ?? 0);
+    else if (!this.auth) this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'authenticate first');
+    else void this.ack(frame.seq);
+  }
+
+  onClose(): void {
+    this.closed = true;
+    clearTimeout(this.authTimer);
+    this.unsubscribe?.();
+  }
+
+  private async authenticate(token: string, after: number): Promise<void> {
+    if (this.auth || this.authenticating) return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'already authenticated');
+    this.authenticating = true;
+    try {
+      const auth = await authenticateDevice(this.s.db, token);
+      if (!auth) return this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'invalid device token');
+      if (this.closed) return;
+      clearTimeout(this.authTimer);
+      this.auth = auth;
+      this.sent = after;
+      this.unsubscribe = this.s.hub.subscribe(auth.device, this);
+      // A revocation between the lookup and the subscription would be missed: look again.
+      if (!(await authenticateDevice(this.s.db, token))) return this.revoked();
+      this.send({ type: 'ready', after });
+      await this.pump();
+    } catch (e) {
+      this.s.log('error', 'socket auth failed', errorFields(e));
+      this.fail(1011, 'internal', 'internal error');
+    }
+  }
+
+  private async ack(seq: number): Promise<void> {
+    try {
+      await ackInbox(this.s.db, this.auth!.device, seq);
+      this.send({ type: 'acked', seq });
+    } catch (e) {
+      this.s.log('error', 'socket ack failed', errorFields(e));
+      this.fail(1011, 'internal', 'internal error');
+    }
+  }
+
+  records(records: readonly InboxRecord[]): void {
+    if (this.closed || !this.auth) return;
+    if (this.pumping) {
+      this.dirty = true;
+      return;
+    }
+    const fresh = records.filter((r) => r.seq > this.sent);
+    if (fresh.length === 0) return;
+    if (fresh[0]!.seq !== this.sent + 1) return void this.pump();
+    this.sendRecords(fresh);
+  }
+
+  hint(seq: number): void {
+    if (!this.closed && this.auth && seq > this.sent) void this.pump();
+  }
+
+  revoked(): void {
+    this.fail(WS_CLOSE.revoked, 'unauthorized', 'device removed or token replaced');
+  }
+
+  /** Reads from the database after the last sent seq until caught up (coalescing wake-ups). */
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.dirty = true;
+      return;
+    }
+    this.pumping = true;
+    const page = this.s.config.inboxPageMax;
+    try {
+      do {
+        this.dirty = false;
+        for (;;) {
+          const recs = await readInbox(this.s.db, this.auth!.device, this.sent, page);
+          if (this.closed) return;
+          if (recs.length) this.sendRecords(recs);
+          if (recs.length < page || this.closed) break;
+          await this.drained();
+          if (this.closed) return;
+        }
+      } while (this.dirty && !this.closed);
+    } catch (e) {
+      this.s.log('error', 'socket catch-up failed', errorFields(e));
+      this.fail(1011, 'internal', 'internal error');
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Waits until the send buffer is below half its limit (catch-up pacing). */
+  private async drained(): Promise<void> {
+    const low = this.s.config.wsMaxBufferedBytes / 2;
+    while (!this.closed && this.buffered > low) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private sendRecords(recs: readonly InboxRecord[]): void {
+    if (this.buffered > this.s.config.wsMaxBufferedBytes) {
+      return this.fail(WS_CLOSE.resync, 'rate_limited', 'too far behind; reconnect and resume by seq');
+    }
+    this.sent = recs[recs.length - 1]!.seq;
+    this.send({ type: 'envelopes', items: recs.map(recordJson) });
+  }
+
+  private send(msg: unknown): void {
+    if (!this.closed) this.ws.send(JSON.stringify(msg));
+  }
+
+  private fail(code: number, error: string, message: string): void {
+    if (this.closed) return;
+    this.send({ type: 'error', error, message });
+    this.onClose();
+    this.ws.close(code, message);
+  }
+}

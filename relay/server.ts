@@ -1,0 +1,129 @@
+/**
+ * The only file that binds a port. `npm start` runs it; tests call startRelay().
+ *
+ * Environment (documented in relay/README.md):
+ *   PORT                      default 8787 (0 picks a free port; the "listening" log line has it)
+ *   HOST                      default 0.0.0.0
+ *   DATABASE_URL              postgres://... uses that PostgreSQL server (several processes may share it)
+ *   PETREL_DATA_DIR           default ./data: embedded PGlite persisted there (when no DATABASE_URL)
+ *   PETREL_DB_POOL            postgres.js pool size, default 10
+ *   PETREL_TRUST_PROXY        1: take the client address from X-Forwarded-For (behind a load balancer)
+ *   PETREL_INBOX_RETENTION_DAYS  unacknowledged envelopes kept this long, default 30
+ *   PETREL_LOG_LEVEL          debug | info | warn | error, default info
+ */
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { serve } from '@hono/node-server';
+import type { Context } from 'hono';
+import { WebSocketServer } from 'ws';
+import { createApp } from './app.ts';
+import type { RelayConfig } from './config.ts';
+import { openDatabase } from './db/client.ts';
+import { sweep } from './inbox/reader.ts';
+import { errorFields, jsonLogger, type Logger, type LogLevel } from './log.ts';
+import { createServices, type RelayServices, socketAddress } from './services.ts';
+
+export interface StartOptions {
+  readonly port?: number;
+  readonly hostname?: string;
+  readonly databaseUrl?: string;
+  /** PGlite directory; undefined with no databaseUrl = in memory. */
+  readonly dataDir?: string;
+  readonly config?: Partial<RelayConfig>;
+  readonly log?: Logger;
+  readonly trustProxy?: boolean;
+  readonly sweepIntervalMs?: number;
+}
+
+export interface RunningRelay {
+  readonly port: number;
+  readonly url: string;
+  readonly services: RelayServices;
+  close(): Promise<void>;
+}
+
+/** Largest WebSocket frame a client may send (auth and ack frames are tiny). */
+const WS_MAX_FRAME = 16 * 1024;
+
+export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
+  const log = o.log ?? jsonLogger();
+  if (o.dataDir && !o.databaseUrl) mkdirSync(o.dataDir, { recursive: true });
+  const database = await openDatabase({ ...(o.databaseUrl ? { url: o.databaseUrl } : {}), ...(o.dataDir ? { dataDir: o.dataDir } : {}) });
+  const services = await createServices({
+    database,
+    log,
+    ...(o.config ? { config: o.config } : {}),
+    clientIp: o.trustProxy ? forwardedFor : socketAddress,
+  });
+  const app = createApp(services);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_FRAME });
+  const server = serve({ fetch: app.fetch, port: o.port ?? 8787, ...(o.hostname ? { hostname: o.hostname } : {}), websocket: { server: wss } });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const sweeper = setInterval(() => {
+    const c = services.config;
+    sweep(services.db, { now: Date.now(), inboxRetentionMs: c.inboxRetentionMs, idempotencyRetentionMs: c.idempotencyRetentionMs }).catch((e) =>
+      log('warn', 'sweep failed', errorFields(e)),
+    );
+  }, o.sweepIntervalMs ?? 10 * 60_000);
+  sweeper.unref();
+  log('info', 'listening', { port, database: database.kind });
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    services,
+    async close() {
+      clearInterval(sweeper);
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await services.close();
+      await database.close();
+    },
+  };
+}
+
+function forwardedFor(c: Context): string {
+  const xff = c.req.header('x-forwarded-for');
+  return xff?.split(',')[0]?.trim() || socketAddress(c);
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const log = jsonLogger((env.PETREL_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  const days = Number(env.PETREL_INBOX_RETENTION_DAYS ?? 30);
+  const relay = await startRelay({
+    port: Number(env.PORT ?? 8787),
+    hostname: env.HOST ?? '0.0.0.0',
+    ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : { dataDir: env.PETREL_DATA_DIR ?? './data' }),
+    trustProxy: env.PETREL_TRUST_PROXY === '1',
+    log,
+    config: { inboxRetentionMs: days * 24 * 3600_000 },
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping', { signal });
+    relay.close().then(
+      () => process.exit(0),
+      (e) => {
+        log('error', 'stop failed', errorFields(e));
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e) => {
+    process.stderr.write(JSON.stringify({ level: 'error', msg: 'relay failed to start', ...errorFields(e) }) + '\n');
+    process.exit(1);
+  });
+}

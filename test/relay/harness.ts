@@ -1,0 +1,90 @@
+// Relay test harness: a fresh database per suite (PGlite always; the real PostgreSQL too when
+// TEST_DATABASE_URL is set, in a database petrel_test_<random> created and dropped here),
+// the real services and app, and an HTTP caller that works on app.request or a real port.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { createApp, type RelayApp } from '../../relay/app.ts';
+import type { RelayConfig } from '../../relay/config.ts';
+import { type Database, openDatabase } from '../../relay/db/client.ts';
+import { createServices, type RelayServices } from '../../relay/services.ts';
+
+export interface Backend {
+  readonly name: 'pglite' | 'postgres';
+  /** A new empty database; `drop` closes nothing, call it after closing every user of the url. */
+  create(): Promise<{ url?: string; drop(): Promise<void> }>;
+}
+
+const PG = process.env.TEST_DATABASE_URL;
+
+export const backends: Backend[] = [
+  { name: 'pglite', create: async () => ({ drop: async () => {} }) },
+  ...(PG
+    ? [
+        {
+          name: 'postgres' as const,
+          async create() {
+            const dbName = `petrel_test_${randomBytes(6).toString('hex')}`;
+            const admin = postgres(PG, { max: 1, onnotice: () => {} });
+            await admin.unsafe(`CREATE DATABASE ${dbName}`);
+            await admin.end();
+            const url = new URL(PG);
+            url.pathname = `/${dbName}`;
+            return {
+              url: url.toString(),
+              async drop() {
+                const a = postgres(PG, { max: 1, onnotice: () => {} });
+                await a.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+                await a.end();
+              },
+            };
+          },
+        },
+      ]
+    : []),
+];
+
+export type Fetch = (path: string, init?: RequestInit) => Promise<Response>;
+
+export interface TestRelay {
+  readonly app: RelayApp;
+  readonly services: RelayServices;
+  readonly database: Database;
+  readonly fetch: Fetch;
+  close(): Promise<void>;
+}
+
+/** Fast OPAQUE-free limits for tests: generous rate limits unless a test asks otherwise. */
+export const TEST_CONFIG: Partial<RelayConfig> = {
+  rateLimits: {
+    registerPerIp: { burst: 10_000, perMinute: 10_000 },
+    loginPerIp: { burst: 10_000, perMinute: 10_000 },
+    loginPerUser: { burst: 10_000, perMinute: 10_000 },
+    bundlesPerDevice: { burst: 10_000, perMinute: 10_000 },
+    bundlesPerTarget: { burst: 10_000, perMinute: 10_000 },
+  },
+};
+
+export async function startTestRelay(backend: Backend, config: Partial<RelayConfig> = {}): Promise<TestRelay> {
+  const created = await backend.create();
+  const database = await openDatabase(created.url ? { url: created.url } : {});
+  const services = await createServices({
+    database,
+    config: { ...TEST_CONFIG, ...config, rateLimits: { ...TEST_CONFIG.rateLimits!, ...config.rateLimits } },
+  });
+  const app = createApp(services);
+  return {
+    app,
+    services,
+    database,
+    fetch: async (path, init) => app.request(path, init),
+    async close() {
+      await services.close();
+      await database.close();
+      await created.drop();
+    },
+  };
+}
+
+export function uniqueName(prefix = 'u'): string {
+  return `${prefix}${randomBytes(5).toString('hex')}`;
+}
