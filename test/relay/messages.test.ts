@@ -1,0 +1,173 @@
+// Messages: real fan-out end to end, 409 device mismatch, idempotent retries, gap-free seqs
+// under concurrent submitters, paging, acknowledgement and payload deletion.
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { rowsOf } from '../../relay/db/client.ts';
+import { addDevice, b64, call, createUser, open, removeDevice, send, type TestDevice, type WireEnvelope } from './client.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+async function inbox(relay: TestRelay, d: TestDevice, after = 0, limit = 100): Promise<{ envelopes: WireEnvelope[]; more: boolean }> {
+  const r = await call(relay.fetch, 'GET', `/v1/inbox?after=${after}&limit=${limit}`, { token: d.token });
+  expect(r.status).toBe(200);
+  return r.body;
+}
+
+/** A raw submission with opaque envelope bytes (the relay never looks inside). */
+function raw(from: TestDevice, clientMessageId: string, to: string[], targets: TestDevice[], payload = new Uint8Array([1, 2, 3])) {
+  return call(globalFetch!, 'POST', '/v1/messages', {
+    token: from.token,
+    body: {
+      clientMessageId,
+      to,
+      payload: b64(payload),
+      envelopes: targets.map((t) => ({ user: t.user.name, device: b64(t.keys.deviceId), body: b64(utf8(`for ${b64(t.keys.deviceId)}`)) })),
+    },
+  });
+}
+let globalFetch: TestRelay['fetch'] | undefined;
+
+describe.each(backends)('messages on $name', (backend) => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay(backend);
+    globalFetch = relay.fetch;
+  });
+  afterAll(async () => relay?.close());
+
+  test('fan-out: one payload, an envelope per device, everyone decrypts', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'), 2);
+    const bob = await createUser(relay.fetch, uniqueName('bob'), 2);
+    const r = await send(relay.fetch, alice.devices[0]!, [bob.name], utf8('hello bob'), 'm1');
+    expect(r.status).toBe(200);
+    expect(typeof r.body.messageId).toBe('number');
+    for (const d of [...bob.devices, alice.devices[1]!]) {
+      const { envelopes } = await inbox(relay, d);
+      expect(envelopes).toHaveLength(1);
+      const e = envelopes[0]!;
+      expect(e.seq).toBe(1);
+      expect(e.messageId).toBe(r.body.messageId);
+      expect(e.sender).toEqual({ user: alice.name, device: b64(alice.devices[0]!.keys.deviceId) });
+      expect(await open(relay.fetch, d, e)).toBe('hello bob');
+    }
+    // The payload is stored once.
+    const rows = rowsOf<{ n: unknown }>(await relay.services.db.execute(sql`SELECT count(*) AS n FROM payloads WHERE id = ${r.body.messageId}::bigint`));
+    expect(Number(rows[0]!.n)).toBe(1);
+    // A reply over the established sessions.
+    const back = await send(relay.fetch, bob.devices[1]!, [alice.name], utf8('hi alice'), 'r1');
+    expect(back.status).toBe(200);
+    const got = (await inbox(relay, alice.devices[0]!)).envelopes;
+    expect(await open(relay.fetch, alice.devices[0]!, got[0]!)).toBe('hi alice');
+  });
+
+  test('409 device_mismatch names missing and extra devices per user', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'), 2);
+    const bob = await createUser(relay.fetch, uniqueName('bob'), 2);
+    const [a1, a2] = alice.devices as [TestDevice, TestDevice];
+    const [b1, b2] = bob.devices as [TestDevice, TestDevice];
+    // Missing bob's second device and alice's own other device.
+    let r = await raw(a1, 'x1', [bob.name], [b1]);
+    expect(r.status).toBe(409);
+    expect(r.body.error).toBe('device_mismatch');
+    expect(r.body.missing).toEqual(
+      expect.arrayContaining([
+        { user: bob.name, devices: [b64(b2.keys.deviceId)] },
+        { user: alice.name, devices: [b64(a2.keys.deviceId)] },
+      ]),
+    );
+    expect(r.body.extra).toEqual([]);
+    // A removed device is extra; so is the sender itself.
+    await removeDevice(relay.fetch, bob, b2);
+    r = await raw(a1, 'x2', [bob.name], [b1, b2, a2, a1]);
+    expect(r.status).toBe(409);
+    expect(r.body.missing).toEqual([]);
+    expect(r.body.extra).toEqual(
+      expect.arrayContaining([
+        { user: bob.name, devices: [b64(b2.keys.deviceId)] },
+        { user: alice.name, devices: [b64(a1.keys.deviceId)] },
+      ]),
+    );
+    // The right set goes through; a 409 stored nothing, so the same client id is still free.
+    r = await raw(a1, 'x1', [bob.name], [b1, a2]);
+    expect(r.status).toBe(200);
+    expect((await raw(a1, 'x3', [uniqueName('nobody')], [b1])).body.error).toBe('unknown_user');
+  });
+
+  test('idempotent: a retry returns the same result and stores nothing new', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const b1 = bob.devices[0]!;
+    const first = await raw(alice.devices[0]!, 'retry-me', [bob.name], [b1]);
+    const again = await raw(alice.devices[0]!, 'retry-me', [bob.name], [b1]);
+    expect(again).toEqual(first);
+    // Concurrent duplicates too.
+    const burst = await Promise.all(Array.from({ length: 8 }, () => raw(alice.devices[0]!, 'burst', [bob.name], [b1])));
+    expect(new Set(burst.map((r) => JSON.stringify(r.body))).size).toBe(1);
+    const { envelopes } = await inbox(relay, b1);
+    expect(envelopes.map((e) => e.seq)).toEqual([1, 2]);
+    // Another device may use the same client id: idempotency is per sender device.
+    const a2 = await addDevice(relay.fetch, alice);
+    const other = await raw(a2, 'retry-me', [bob.name], [b1, alice.devices[0]!]);
+    expect(other.body.messageId).not.toBe(first.body.messageId);
+  });
+
+  test('seqs are gap-free and strictly increasing under concurrent submitters', async () => {
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const senders = await Promise.all(Array.from({ length: 6 }, () => createUser(relay.fetch, uniqueName('s'))));
+    const b1 = bob.devices[0]!;
+    const perSender = 25;
+    const results = await Promise.all(
+      senders.flatMap((s, i) => Array.from({ length: perSender }, (_, k) => raw(s.devices[0]!, `c${i}-${k}`, [bob.name], [b1], utf8(`${i}:${k}`)))),
+    );
+    for (const r of results) expect(r.status).toBe(200);
+    const all: WireEnvelope[] = [];
+    for (let after = 0; ; ) {
+      const page = await inbox(relay, b1, after, 37);
+      all.push(...page.envelopes);
+      if (!page.more) break;
+      after = page.envelopes.at(-1)!.seq;
+    }
+    expect(all.map((e) => e.seq)).toEqual(Array.from({ length: senders.length * perSender }, (_, i) => i + 1));
+    // Each sender's messages keep their submission order relative to... at least all arrived once.
+    expect(new Set(all.map((e) => e.messageId)).size).toBe(all.length);
+  });
+
+  test('acknowledged envelopes are deleted, then unreferenced payloads', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const bob = await createUser(relay.fetch, uniqueName('bob'), 2);
+    const [b1, b2] = bob.devices as [TestDevice, TestDevice];
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await raw(alice.devices[0]!, `a${i}`, [bob.name], [b1, b2])).body.messageId);
+    const payloads = async () =>
+      Number(rowsOf<{ n: unknown }>(await relay.services.db.execute(sql`SELECT count(*) AS n FROM payloads WHERE id IN (${sql.join(ids.map((i) => sql`${i}::bigint`), sql`, `)})`))[0]!.n);
+    expect((await call(relay.fetch, 'POST', '/v1/inbox/ack', { token: b1.token, body: { seq: 2 } })).body).toEqual({ acked: 2 });
+    expect((await inbox(relay, b1)).envelopes.map((e) => e.seq)).toEqual([3]);
+    expect(await payloads()).toBe(3); // b2 still holds them
+    await call(relay.fetch, 'POST', '/v1/inbox/ack', { token: b2.token, body: { seq: 3 } });
+    expect(await payloads()).toBe(1);
+    await call(relay.fetch, 'POST', '/v1/inbox/ack', { token: b1.token, body: { seq: 3 } });
+    expect(await payloads()).toBe(0);
+    // Bob's device cannot ack or read Alice's inbox: the token decides whose inbox it is.
+    expect((await call(relay.fetch, 'POST', '/v1/inbox/ack', { body: { seq: 1 } })).status).toBe(401);
+  });
+
+  test('message limits are enforced with 4xx', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const big = await raw(alice.devices[0]!, 'big', [bob.name], [bob.devices[0]!], new Uint8Array(300 * 1024));
+    expect(big).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+    const dup = await call(relay.fetch, 'POST', '/v1/messages', {
+      token: alice.devices[0]!.token,
+      body: {
+        clientMessageId: 'dup',
+        to: [bob.name],
+        payload: 'AQID',
+        envelopes: [0, 1].map(() => ({ user: bob.name, device: b64(bob.devices[0]!.keys.deviceId), body: 'AQID' })),
+      },
+    });
+    expect(dup.body.error).toBe('invalid_envelope');
+    const badId = await raw(alice.devices[0]!, 'has space', [bob.name], [bob.devices[0]!]);
+    expect(badId.status).toBe(400);
+  });
+});
