@@ -24,7 +24,10 @@ function s(): Sodium {
   return lib;
 }
 
-/** A source of random bytes. Protocol functions take one so that tests can be deterministic. */
+/**
+ * A source of random bytes. Protocol functions take one so that tests can be deterministic.
+ * Each call must return a fresh array the caller may keep: crypto/ stores draws as secret keys.
+ */
 export type Rng = (length: number) => Uint8Array;
 
 /**
