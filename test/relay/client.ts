@@ -21,6 +21,7 @@ import {
   PrekeyKind,
   type PrekeySecret,
   publicPart,
+  ready,
   signDeviceList,
   startSession,
   systemRng,
@@ -115,6 +116,7 @@ export async function issueToken(fetch: Fetch, user: TestUser, device: DeviceKey
 
 /** A registered user with `deviceCount` devices, each with a token and `oneTime` prekeys of each one-time kind. */
 export async function createUser(fetch: Fetch, name: string, deviceCount = 1, oneTime = 5): Promise<TestUser> {
+  await ready();
   const password = `pw-${name}`;
   const reg = await register(fetch, name, password);
   if (reg.status !== 201) throw new Error(`register ${name}: ${reg.status} ${JSON.stringify(reg.body)}`);
