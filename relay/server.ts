@@ -30,6 +30,8 @@ export interface StartOptions {
   readonly databaseUrl?: string;
   /** PGlite directory; undefined with no databaseUrl = in memory. */
   readonly dataDir?: string;
+  /** postgres.js pool size per process. */
+  readonly poolSize?: number;
   readonly config?: Partial<RelayConfig>;
   readonly log?: Logger;
   readonly trustProxy?: boolean;
@@ -49,7 +51,11 @@ const WS_MAX_FRAME = 16 * 1024;
 export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
   const log = o.log ?? jsonLogger();
   if (o.dataDir && !o.databaseUrl) mkdirSync(o.dataDir, { recursive: true });
-  const database = await openDatabase({ ...(o.databaseUrl ? { url: o.databaseUrl } : {}), ...(o.dataDir ? { dataDir: o.dataDir } : {}) });
+  const database = await openDatabase({
+    ...(o.databaseUrl ? { url: o.databaseUrl } : {}),
+    ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+    ...(o.poolSize ? { poolSize: o.poolSize } : {}),
+  });
   const services = await createServices({
     database,
     log,
@@ -101,6 +107,7 @@ async function main(): Promise<void> {
     hostname: env.HOST ?? '0.0.0.0',
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : { dataDir: env.PETREL_DATA_DIR ?? './data' }),
     trustProxy: env.PETREL_TRUST_PROXY === '1',
+    ...(env.PETREL_DB_POOL ? { poolSize: Number(env.PETREL_DB_POOL) } : {}),
     log,
     config: { inboxRetentionMs: days * 24 * 3600_000 },
   });

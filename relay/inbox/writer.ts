@@ -92,8 +92,9 @@ export class InboxWriter {
       const p = this.queue[i]!;
       const key = `${p.job.senderDevice}/${p.job.clientId}`;
       const n = p.job.targets.length;
-      if (keys.has(key) || (batch.length > 0 && rows + n > MAX_ROWS_PER_BATCH)) {
-        i++;
+      if (batch.length > 0 && rows + n > MAX_ROWS_PER_BATCH) break; // keep queue order
+      if (keys.has(key)) {
+        i++; // a retry racing its original: next batch, where it finds the stored result
         continue;
       }
       keys.add(key);

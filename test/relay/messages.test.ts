@@ -3,6 +3,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rowsOf } from '../../relay/db/client.ts';
+import { sweep } from '../../relay/inbox/reader.ts';
 import { addDevice, b64, call, createUser, open, removeDevice, send, type TestDevice, type WireEnvelope } from './client.ts';
 import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
 
@@ -150,6 +151,22 @@ describe.each(backends)('messages on $name', (backend) => {
     expect(await payloads()).toBe(0);
     // Bob's device cannot ack or read Alice's inbox: the token decides whose inbox it is.
     expect((await call(relay.fetch, 'POST', '/v1/inbox/ack', { body: { seq: 1 } })).status).toBe(401);
+  });
+
+  test('retention: the sweeper drops expired envelopes, their payloads and old idempotency records', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const b1 = bob.devices[0]!;
+    const first = await raw(alice.devices[0]!, 'old', [bob.name], [b1]);
+    const hour = 3600_000;
+    await sweep(relay.services.db, { now: Date.now() + 2 * hour, inboxRetentionMs: hour, idempotencyRetentionMs: hour });
+    expect((await inbox(relay, b1)).envelopes).toEqual([]);
+    const left = rowsOf<{ n: unknown }>(await relay.services.db.execute(sql`SELECT count(*) AS n FROM payloads WHERE id = ${first.body.messageId}::bigint`));
+    expect(Number(left[0]!.n)).toBe(0);
+    // The idempotency record went too: the same client id now makes a new message.
+    const again = await raw(alice.devices[0]!, 'old', [bob.name], [b1]);
+    expect(again.body.messageId).not.toBe(first.body.messageId);
+    expect((await inbox(relay, b1)).envelopes.map((e) => e.seq)).toEqual([2]);
   });
 
   test('message limits are enforced with 4xx', async () => {
