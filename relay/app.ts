@@ -3,8 +3,13 @@
  * server.ts is the only place that binds one. Routes are grouped as sub-apps under /v1.
  * Every error leaves as JSON { error, message } with its status (errors.ts); no stack
  * traces, and malformed input is always a 4xx.
+ *
+ * With `webRoot` (server.ts passes web/dist when it exists) the app also serves the built PWA
+ * from that directory, same origin as the API, under a strict Content-Security-Policy (no
+ * inline script, no eval, no third-party origins) that every response carries.
  */
 import { upgradeWebSocket } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
@@ -19,11 +24,38 @@ import { DeviceSocket } from './routes/ws.ts';
 import type { RelayServices } from './services.ts';
 import { limitBody } from './validate.ts';
 
-export function createApp(s: RelayServices) {
+export interface AppOptions {
+  /** A directory of static files (the built PWA) served for GET/HEAD outside /v1. */
+  readonly webRoot?: string;
+}
+
+/** The PWA's policy: own origin only, no inline script or style, no plugins, no framing. */
+export const CONTENT_SECURITY_POLICY = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:', 'blob:'],
+  connectSrc: ["'self'"],
+  workerSrc: ["'self'"],
+  manifestSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+};
+
+export function createApp(s: RelayServices, opts: AppOptions = {}) {
   const app = new Hono<RelayEnv>();
   const { config } = s;
 
-  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin', referrerPolicy: 'no-referrer' }));
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: CONTENT_SECURITY_POLICY,
+      crossOriginResourcePolicy: 'same-origin',
+      crossOriginOpenerPolicy: 'same-origin',
+      referrerPolicy: 'no-referrer',
+    }),
+  );
   app.use('/v1/*', async (c, next) => {
     c.header('Cache-Control', 'no-store');
     await next();
@@ -62,6 +94,11 @@ export function createApp(s: RelayServices) {
   app.route('/v1', deviceRoutes(s));
   app.route('/v1', keyRoutes(s));
   app.route('/v1', messageRoutes(s));
+
+  if (opts.webRoot) {
+    const files = serveStatic({ root: opts.webRoot });
+    app.use('*', (c, next) => (c.req.path.startsWith('/v1/') ? next() : files(c, next)));
+  }
 
   app.notFound((c) => c.json({ error: 'not_found', message: 'no such endpoint' }, 404));
   app.onError((err, c) => {

@@ -47,6 +47,8 @@ export interface Bucket {
 
 export interface RateLimits {
   readonly registerPerIp: Bucket;
+  /** Registration starts per (normalised) username: bounds probing one name for availability. */
+  readonly registerPerUser: Bucket;
   readonly loginPerIp: Bucket;
   readonly loginPerUser: Bucket;
   /** Bundle fetches per requesting device: each one can consume a one-time prekey per target device. */
@@ -77,6 +79,7 @@ export const DEFAULT_CONFIG: RelayConfig = {
   writerConcurrency: 4,
   rateLimits: {
     registerPerIp: { burst: 10, perMinute: 10 },
+    registerPerUser: { burst: 5, perMinute: 5 },
     loginPerIp: { burst: 30, perMinute: 30 },
     loginPerUser: { burst: 10, perMinute: 10 },
     bundlesPerDevice: { burst: 120, perMinute: 120 },

@@ -13,9 +13,8 @@ export type ErrorCode =
   | 'invalid_username' // not 3..32 of [a-z0-9_.-] after NFKC + case folding
   | 'username_taken'
   | 'unknown_user'
-  | 'unknown_device'
   | 'unauthorized' // no, malformed, unknown or revoked bearer token
-  | 'forbidden' // authenticated, but not allowed to do this
+  | 'forbidden' // authenticated, but not allowed to do this (for routes that need it; none yet)
   | 'login_failed' // OPAQUE login did not complete (wrong password, expired or bad state)
   | 'invalid_opaque_message' // an OPAQUE message that does not decode
   | 'invalid_device_list' // signature, user id, pinned key or structure wrong
@@ -25,8 +24,7 @@ export type ErrorCode =
   | 'invalid_prekey' // a prekey that does not decode or whose signature fails
   | 'too_many_prekeys' // the device would hold more one-time prekeys than allowed
   | 'device_mismatch' // the envelope set differs from the recipients' active devices (409)
-  | 'no_recipients'
-  | 'invalid_envelope'
+  | 'invalid_envelope' // two envelopes for one device
   | 'no_backup'
   | 'rate_limited'
   | 'not_found'

@@ -10,10 +10,11 @@
  *   PETREL_TRUST_PROXY        1: take the client address from X-Forwarded-For (behind a load balancer)
  *   PETREL_INBOX_RETENTION_DAYS  unacknowledged envelopes kept this long, default 30
  *   PETREL_LOG_LEVEL          debug | info | warn | error, default info
+ *   PETREL_WEB_ROOT           static files to serve (the built PWA), default web/dist when it exists
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
 import type { Context } from 'hono';
 import { WebSocketServer } from 'ws';
@@ -36,7 +37,12 @@ export interface StartOptions {
   readonly log?: Logger;
   readonly trustProxy?: boolean;
   readonly sweepIntervalMs?: number;
+  /** Directory of static files served outside /v1 (the built PWA); none when undefined. */
+  readonly webRoot?: string;
 }
+
+/** web/dist of this checkout: what `vite build` produces. */
+const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../web/dist', import.meta.url));
 
 export interface RunningRelay {
   readonly port: number;
@@ -62,7 +68,7 @@ export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
     ...(o.config ? { config: o.config } : {}),
     clientIp: o.trustProxy ? forwardedFor : socketAddress,
   });
-  const app = createApp(services);
+  const app = createApp(services, o.webRoot ? { webRoot: o.webRoot } : {});
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_FRAME });
   const server = serve({ fetch: app.fetch, port: o.port ?? 8787, ...(o.hostname ? { hostname: o.hostname } : {}), websocket: { server: wss } });
   await new Promise<void>((resolve, reject) => {
@@ -77,7 +83,7 @@ export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
     );
   }, o.sweepIntervalMs ?? 10 * 60_000);
   sweeper.unref();
-  log('info', 'listening', { port, database: database.kind });
+  log('info', 'listening', { port, database: database.kind, web: o.webRoot ?? null });
 
   return {
     port,
@@ -102,6 +108,7 @@ async function main(): Promise<void> {
   const env = process.env;
   const log = jsonLogger((env.PETREL_LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const days = Number(env.PETREL_INBOX_RETENTION_DAYS ?? 30);
+  const webRoot = env.PETREL_WEB_ROOT ?? (existsSync(DEFAULT_WEB_ROOT) ? DEFAULT_WEB_ROOT : undefined);
   const relay = await startRelay({
     port: Number(env.PORT ?? 8787),
     hostname: env.HOST ?? '0.0.0.0',
@@ -109,6 +116,7 @@ async function main(): Promise<void> {
     trustProxy: env.PETREL_TRUST_PROXY === '1',
     ...(env.PETREL_DB_POOL ? { poolSize: Number(env.PETREL_DB_POOL) } : {}),
     log,
+    ...(webRoot ? { webRoot } : {}),
     config: { inboxRetentionMs: days * 24 * 3600_000 },
   });
   let stopping = false;

@@ -15,6 +15,7 @@ import { opaqueServerSetup } from './secrets.ts';
 
 export interface Limiters {
   readonly registerPerIp: RateLimiter;
+  readonly registerPerUser: RateLimiter;
   readonly loginPerIp: RateLimiter;
   readonly loginPerUser: RateLimiter;
   readonly bundlesPerDevice: RateLimiter;
@@ -61,6 +62,7 @@ export async function createServices(o: ServicesOptions): Promise<RelayServices>
   const r = config.rateLimits;
   const limits: Limiters = {
     registerPerIp: new RateLimiter(r.registerPerIp, now),
+    registerPerUser: new RateLimiter(r.registerPerUser, now),
     loginPerIp: new RateLimiter(r.loginPerIp, now),
     loginPerUser: new RateLimiter(r.loginPerUser, now),
     bundlesPerDevice: new RateLimiter(r.bundlesPerDevice, now),

@@ -154,7 +154,8 @@ export class InboxWriter {
     const rows: SQL[] = [];
     for (const { job, messageId } of fresh) {
       for (const t of job.targets) {
-        const seq = next.get(t.device)!;
+        const seq = next.get(t.device);
+        if (seq === undefined) continue; // removed since the route checked the envelope set
         next.set(t.device, seq + 1);
         rows.push(sql`(${t.device}, ${seq}, ${messageId}, ${job.senderUser}, ${job.senderDeviceId}, ${t.envelope}, ${now})`);
         const rec: InboxRecord = {
@@ -183,14 +184,25 @@ export class InboxWriter {
     return { results, delivered };
   }
 
-  /** Locks the devices' counter rows in id order and reserves seqs; returns each device's first new seq. */
+  /**
+   * Locks the devices' counter rows in id order and reserves seqs; returns each device's first
+   * new seq. Only devices still active get one: a device-list update that removed a target
+   * after the route checked the envelope set holds (or waits for) the same row lock, so the
+   * removal is either seen here or drops this inbox's rows when it commits after us.
+   */
   private async reserveSeqs(tx: Tx, fresh: readonly { job: SubmitJob }[]): Promise<Map<number, number>> {
-    const counts = new Map<number, number>();
-    for (const { job } of fresh) for (const t of job.targets) counts.set(t.device, (counts.get(t.device) ?? 0) + 1);
+    const wanted = new Map<number, number>();
+    for (const { job } of fresh) for (const t of job.targets) wanted.set(t.device, (wanted.get(t.device) ?? 0) + 1);
     const next = new Map<number, number>();
-    if (counts.size === 0) return next;
-    const ids = [...counts.keys()].sort((a, b) => a - b);
-    await tx.execute(sql`SELECT id FROM devices WHERE id IN ${inList(ids.map((id) => sql`${id}::bigint`))} ORDER BY id FOR UPDATE`);
+    if (wanted.size === 0) return next;
+    const locked = rowsOf<{ id: unknown }>(
+      await tx.execute(
+        sql`SELECT id FROM devices WHERE id IN ${inList([...wanted.keys()].map((id) => sql`${id}::bigint`))} AND active ORDER BY id FOR UPDATE`,
+      ),
+    );
+    const ids = locked.map((r) => Number(r.id));
+    if (ids.length === 0) return next;
+    const counts = new Map(ids.map((id) => [id, wanted.get(id)!]));
     const updated = rowsOf<{ id: unknown; next_seq: unknown }>(
       await tx.execute(sql`
         UPDATE devices d SET next_seq = d.next_seq + v.n

@@ -57,6 +57,7 @@ export function accountRoutes(s: RelayServices) {
       s.limits.registerPerIp.check(s.clientIp(c), 'registration attempts');
       const body = c.req.valid('json');
       const name = requireUsername(body.username);
+      s.limits.registerPerUser.check(name, 'registration attempts for this username');
       const [existing] = await db.select({ id: accounts.id }).from(accounts).where(eq(accounts.username, name));
       if (existing) throw taken();
       const { registrationResponse } = opaqueStep(() =>
@@ -113,11 +114,15 @@ export function accountRoutes(s: RelayServices) {
       // One attempt per login state: it is deleted whatever the outcome.
       const [state] = await db.delete(opaqueLogins).where(eq(opaqueLogins.id, body.loginId)).returning();
       if (!state || state.expiresAt < s.now() || state.accountId === null) throw failed();
+      // finishLogin throws when the client's MAC does not verify (wrong password, forged or
+      // replayed message); a missing session key is treated the same way, defensively.
+      let sessionKey: string | undefined;
       try {
-        opaque.server.finishLogin({ serverLoginState: state.state, finishLoginRequest: body.finishLoginRequest });
+        sessionKey = opaque.server.finishLogin({ serverLoginState: state.state, finishLoginRequest: body.finishLoginRequest })?.sessionKey;
       } catch {
         throw failed();
       }
+      if (!sessionKey) throw failed();
       const [acct] = await db.select({ username: accounts.username, backup: accounts.backup }).from(accounts).where(eq(accounts.id, state.accountId));
       if (!acct) throw failed();
       s.log('info', 'login', { account: state.accountId });

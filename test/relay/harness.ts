@@ -57,6 +57,7 @@ export interface TestRelay {
 export const TEST_CONFIG: Partial<RelayConfig> = {
   rateLimits: {
     registerPerIp: { burst: 10_000, perMinute: 10_000 },
+    registerPerUser: { burst: 10_000, perMinute: 10_000 },
     loginPerIp: { burst: 10_000, perMinute: 10_000 },
     loginPerUser: { burst: 10_000, perMinute: 10_000 },
     bundlesPerDevice: { burst: 10_000, perMinute: 10_000 },
