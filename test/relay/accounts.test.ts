@@ -1,6 +1,6 @@
 // Accounts over OPAQUE, usernames, backup, and the error shape of malformed requests.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName, withConfig } from './harness.ts';
 import { b64, call, login, register } from './client.ts';
 
 describe.each(backends)('accounts on $name', (backend) => {
@@ -98,20 +98,15 @@ describe.each(backends)('accounts on $name', (backend) => {
     const big = await call(relay.fetch, 'POST', '/v1/accounts/register/finish', { raw: JSON.stringify({ username: 'x'.repeat(100_000) }) });
     expect(big).toMatchObject({ status: 413, body: { error: 'payload_too_large' } });
   });
-});
 
-describe('rate limits', () => {
   test('login attempts per username are limited', async () => {
-    const relay = await startTestRelay(backends[0]!, { rateLimits: { loginPerUser: { burst: 3, perMinute: 1 } } as never });
-    try {
+    await withConfig(relay, { rateLimits: { loginPerUser: { burst: 3, perMinute: 1 } } as never }, async (fetch) => {
       const name = uniqueName('dave');
-      await register(relay.fetch, name, 'pw');
+      await register(fetch, name, 'pw');
       const codes: number[] = [];
-      for (let i = 0; i < 5; i++) codes.push((await login(relay.fetch, name, 'pw')).status);
+      for (let i = 0; i < 5; i++) codes.push((await login(fetch, name, 'pw')).status);
       expect(codes.slice(0, 3)).toEqual([200, 200, 200]);
       expect(codes[3]).toBe(429);
-    } finally {
-      await relay.close();
-    }
+    });
   });
 });

@@ -14,7 +14,7 @@ import {
 } from '../../crypto/index.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { b64, call, createUser, issueToken, login, publishList, removeDevice, unb64, uploadPrekeys } from './client.ts';
-import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName, withConfig } from './harness.ts';
 
 describe.each(backends)('devices and keys on $name', (backend) => {
   let relay: TestRelay;
@@ -167,17 +167,14 @@ describe.each(backends)('devices and keys on $name', (backend) => {
     expect(lastResort).toBe(18);
     expect((await call(relay.fetch, 'GET', '/v1/keys/count', { token: alice.devices[0]!.token })).body).toMatchObject({ oneTime: 0, pqOneTime: 0 });
   });
-});
 
-test('bundle fetches are rate-limited per requesting device', async () => {
-  const relay = await startTestRelay(backends[0]!, { rateLimits: { bundlesPerDevice: { burst: 2, perMinute: 1 } } as never });
-  try {
-    const alice = await createUser(relay.fetch, uniqueName('alice'));
-    const bob = await createUser(relay.fetch, uniqueName('bob'));
-    const codes = [];
-    for (let i = 0; i < 3; i++) codes.push((await call(relay.fetch, 'GET', `/v1/users/${alice.name}/bundles`, { token: bob.devices[0]!.token })).status);
-    expect(codes).toEqual([200, 200, 429]);
-  } finally {
-    await relay.close();
-  }
+  test('bundle fetches are rate-limited per requesting device', async () => {
+    await withConfig(relay, { rateLimits: { bundlesPerDevice: { burst: 2, perMinute: 1 } } as never }, async (fetch) => {
+      const alice = await createUser(fetch, uniqueName('alice'));
+      const bob = await createUser(fetch, uniqueName('bob'));
+      const codes = [];
+      for (let i = 0; i < 3; i++) codes.push((await call(fetch, 'GET', `/v1/users/${alice.name}/bundles`, { token: bob.devices[0]!.token })).status);
+      expect(codes).toEqual([200, 200, 429]);
+    });
+  });
 });

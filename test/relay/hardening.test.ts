@@ -9,13 +9,13 @@ import { createApp } from '../../relay/app.ts';
 import { rowsOf } from '../../relay/db/client.ts';
 import { devices } from '../../relay/db/schema.ts';
 import { call, createUser, register, removeDevice, type TestDevice } from './client.ts';
-import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName, withConfig } from './harness.ts';
 
-describe('the built PWA', () => {
+describe.each(backends)('hardening on $name', (backend) => {
   let relay: TestRelay;
   let root: string;
   beforeAll(async () => {
-    relay = await startTestRelay(backends[0]!);
+    relay = await startTestRelay(backend);
     root = mkdtempSync(join(tmpdir(), 'petrel-web-'));
     writeFileSync(join(root, 'index.html'), '<!doctype html><script type="module" src="/main.js"></script>');
     writeFileSync(join(root, 'main.js'), 'export {};');
@@ -25,7 +25,7 @@ describe('the built PWA', () => {
     await relay?.close();
   });
 
-  test('is served from webRoot with a strict CSP; the API is not shadowed; no traversal', async () => {
+  test('the built PWA is served from webRoot with a strict CSP; the API is not shadowed; no traversal', async () => {
     const app = createApp(relay.services, { webRoot: root });
     const index = await app.request('/');
     expect(index.status).toBe(200);
@@ -51,30 +51,17 @@ describe('the built PWA', () => {
     // Without a webRoot nothing outside /v1 and /healthz exists.
     expect((await relay.app.request('/')).status).toBe(404);
   });
-});
 
-describe('registration limits', () => {
   test('registration attempts per username are limited', async () => {
-    const relay = await startTestRelay(backends[0]!, { rateLimits: { registerPerUser: { burst: 2, perMinute: 1 } } as never });
-    try {
+    await withConfig(relay, { rateLimits: { registerPerUser: { burst: 2, perMinute: 1 } } as never }, async (fetch) => {
       const name = uniqueName('eve');
       const codes: number[] = [];
-      for (let i = 0; i < 3; i++) codes.push((await register(relay.fetch, name, 'pw')).status);
+      for (let i = 0; i < 3; i++) codes.push((await register(fetch, name, 'pw')).status);
       expect(codes).toEqual([201, 409, 429]);
       // Another name is unaffected.
-      expect((await register(relay.fetch, uniqueName('eve'), 'pw')).status).toBe(201);
-    } finally {
-      await relay.close();
-    }
+      expect((await register(fetch, uniqueName('eve'), 'pw')).status).toBe(201);
+    });
   });
-});
-
-describe.each(backends)('submission racing a device removal on $name', (backend) => {
-  let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay(backend);
-  });
-  afterAll(async () => relay?.close());
 
   const rowId = async (d: TestDevice) =>
     (await relay.services.db.select({ id: devices.id }).from(devices).where(eq(devices.deviceId, d.keys.deviceId)))[0]!.id;

@@ -86,6 +86,23 @@ export async function startTestRelay(backend: Backend, config: Partial<RelayConf
   };
 }
 
+/**
+ * Another relay instance (own services, limits and app) over `relay`'s database: for tests that
+ * need a different configuration without paying for a new database.
+ */
+export async function withConfig<T>(relay: TestRelay, config: Partial<RelayConfig>, f: (fetch: Fetch, app: RelayApp) => Promise<T>): Promise<T> {
+  const services = await createServices({
+    database: relay.database,
+    config: { ...TEST_CONFIG, ...config, rateLimits: { ...TEST_CONFIG.rateLimits!, ...config.rateLimits } },
+  });
+  const app = createApp(services);
+  try {
+    return await f(async (path, init) => app.request(path, init), app);
+  } finally {
+    await services.close();
+  }
+}
+
 export function uniqueName(prefix = 'u'): string {
   return `${prefix}${randomBytes(5).toString('hex')}`;
 }
