@@ -17,6 +17,8 @@ export const FANOUT_MESSAGE_BYTES = 1024;
 const PAYLOAD_BYTES = 1 + FANOUT_MESSAGE_BYTES + 16;
 /** The signed bytes of an X25519 prekey: u8(len) || "Petrel/v1/sig/prekey" || id 16 || kind || u32 || key 32. */
 const PREKEY_SIGNED_BYTES = 21 + 16 + 1 + 4 + 32;
+/** The same for an X-Wing prekey: its 1216-byte public key makes SHA-512 inside verify ~10 blocks longer. */
+const PQ_PREKEY_SIGNED_BYTES = 21 + 16 + 1 + 4 + 1216;
 
 export type PrimitiveId =
   | 'x25519'
@@ -29,7 +31,8 @@ export type PrimitiveId =
   | 'blake2b256of1k'
   | 'xwingEncaps'
   | 'xwingDecaps'
-  | 'ed25519Verify';
+  | 'ed25519Verify'
+  | 'ed25519VerifyPq';
 
 export interface PrimitiveCase extends BenchCase {
   readonly id: PrimitiveId;
@@ -76,6 +79,8 @@ export function primitiveCases(): PrimitiveCase[] {
   const signer = sodium.crypto_sign_seed_keypair(systemRng(32));
   const signed = systemRng(PREKEY_SIGNED_BYTES);
   const sig = sodium.crypto_sign_detached(signed, signer.privateKey);
+  const signedPq = systemRng(PQ_PREKEY_SIGNED_BYTES);
+  const sigPq = sodium.crypto_sign_detached(signedPq, signer.privateKey);
 
   return [
     { id: 'x25519', label: 'X25519 scalar mult', core: true, prepare: (n) => loop(n, () => sodium.crypto_scalarmult(secret, peer)) },
@@ -94,5 +99,11 @@ export function primitiveCases(): PrimitiveCase[] {
     { id: 'xwingEncaps', label: 'X-Wing encapsulate', core: true, prepare: (n) => loop(n, () => sodium.crypto_kem_xwing_enc_deterministic(pq.publicKey, encSeed)) },
     { id: 'xwingDecaps', label: 'X-Wing decapsulate (seed key)', core: true, prepare: (n) => loop(n, () => sodium.crypto_kem_xwing_dec(pqCt, pqSeed)) },
     { id: 'ed25519Verify', label: 'Ed25519 verify (prekey sig)', core: true, prepare: (n) => loop(n, () => sodium.crypto_sign_verify_detached(sig, signed, signer.publicKey)) },
+    {
+      id: 'ed25519VerifyPq',
+      label: 'Ed25519 verify (X-Wing prekey sig)',
+      core: false,
+      prepare: (n) => loop(n, () => sodium.crypto_sign_verify_detached(sigPq, signedPq, signer.publicKey)),
+    },
   ];
 }

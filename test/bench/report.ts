@@ -8,7 +8,13 @@ export function formatRate(perSec: number): string {
 
 /** Milliseconds above 1 ms, microseconds below, three significant digits or more. */
 export function formatTime(ms: number): string {
+  if (ms < 0) return `-${formatTime(-ms)}`;
   return ms >= 1 ? `${ms.toFixed(3)} ms` : `${(ms * 1000).toPrecision(3)} µs`;
+}
+
+/** measured - floor, signed: noise can put a figure a little under its floor. */
+function formatOverhead(ms: number): string {
+  return ms < 0 ? formatTime(ms) : `+${formatTime(ms)}`;
 }
 
 function formatTarget(t: Target | null): string {
@@ -34,7 +40,7 @@ function table(head: readonly string[], align: readonly Align[], rows: readonly 
 
 function figureRow(f: FigureResult): string[] {
   const result = f.pass === null ? '' : f.pass ? 'PASS' : 'MISS';
-  return [f.label, `${formatRate(f.perSec)} ${f.per}/s`, formatTime(f.msPerOp), formatTime(f.floorMsPerOp), `${f.ratio.toFixed(2)}x`, formatTarget(f.target), result, formatSpread(f.spread)];
+  return [f.label, `${formatRate(f.perSec)} ${f.per}/s`, formatTime(f.msPerOp), formatTime(f.floorMsPerOp), `${f.ratio.toFixed(2)}x`, formatOverhead(f.overheadMsPerOp), formatTarget(f.target), result, formatSpread(f.spread)];
 }
 
 export function renderText(r: BenchResult): string {
@@ -47,8 +53,8 @@ export function renderText(r: BenchResult): string {
     '',
     'Protocol (crypto/)',
     ...table(
-      ['figure', 'rate', 'time/op', 'floor/op', 'x floor', 'target', 'result', 'spread'],
-      ['l', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
+      ['figure', 'rate', 'time/op', 'floor/op', 'x floor', 'over floor', 'target', 'result', 'spread'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
       r.figures.map(figureRow),
     ),
     '',
@@ -61,6 +67,9 @@ export function renderText(r: BenchResult): string {
     '',
     'Floors (time of the primitive calls alone, priced from the table above):',
     ...r.figures.map((f) => `  ${f.label}: ${f.floorFormula}`),
+    '',
+    'x floor = time/op / floor/op; over floor = time/op - floor/op: the time spent outside those',
+    'libsodium calls (allocations, wire encoding, state objects, checks) for each operation.',
   ];
   const noisy = [...r.figures, ...r.primitives].filter((x) => x.spread > NOISY_SPREAD);
   if (noisy.length) out.push('', `Noisy (spread over ±${(NOISY_SPREAD * 50).toFixed(0)}%, other load on the machine?): ${noisy.map((x) => x.label).join('; ')}`);

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { FIGURES } from '../bench/figures.ts';
 import { measure, type MeasureOptions, type Measurement, median } from '../bench/harness.ts';
 import { primitiveCases } from '../bench/primitives.ts';
-import { protocolCases } from '../bench/protocol.ts';
+import { DECRYPT_BLOCK, PREKEY_POOL, protocolCases } from '../bench/protocol.ts';
 import { renderJson, renderText } from '../bench/report.ts';
 import { benchReady, runBench } from '../bench/run.ts';
 
@@ -14,9 +14,9 @@ beforeAll(benchReady);
 const TINY: MeasureOptions = { runs: 2, runMs: 0, iterations: 3 };
 const positiveFinite = (x: number): boolean => Number.isFinite(x) && x > 0;
 
-function expectSane(m: Measurement): void {
-  expect(m.iterations, m.id).toBe(3);
-  expect(m.runsMsPerOp, m.id).toHaveLength(2);
+function expectSane(m: Measurement, opts: MeasureOptions = TINY): void {
+  expect(m.iterations, m.id).toBe(opts.iterations);
+  expect(m.runsMsPerOp, m.id).toHaveLength(opts.runs);
   for (const x of [...m.runsMsPerOp, m.msPerOp, m.opsPerSec]) expect(positiveFinite(x), `${m.id}: ${x}`).toBe(true);
   expect(Number.isFinite(m.spread) && m.spread >= 0, m.id).toBe(true);
 }
@@ -35,6 +35,18 @@ describe('bench cases run', () => {
   });
 });
 
+// Past their pool, these cases restart from the start state: a wrong restart would throw
+// (duplicate_message, decrypt_failed), so running one operation past the pool checks it.
+test('cases that cycle a pool of messages run past its end', () => {
+  const pools: Record<string, number> = { decryptRatchet: DECRYPT_BLOCK, decryptDevice: DECRYPT_BLOCK, setupResponder: PREKEY_POOL };
+  const cases = protocolCases().filter((c) => c.id in pools);
+  expect(cases).toHaveLength(3);
+  for (const c of cases) {
+    const opts: MeasureOptions = { runs: 1, runMs: 0, iterations: pools[c.id]! + 1 };
+    expectSane(measure(c, opts), opts);
+  }
+});
+
 test('median', () => {
   expect(median([3, 1, 2])).toBe(2);
   expect(median([4, 1, 3, 2])).toBe(2.5);
@@ -48,6 +60,8 @@ test('the full report: every figure has a floor, a ratio and a verdict', async (
   for (const m of r.protocol) expect(r.figures.some((f) => f.id === m.id), m.id).toBe(true);
   for (const f of r.figures) {
     for (const x of [f.msPerOp, f.perSec, f.floorMsPerOp, f.ratio]) expect(positiveFinite(x), `${f.id}: ${x}`).toBe(true);
+    // Noise may put a figure under its floor, so only finiteness is checked here.
+    expect(Number.isFinite(f.overheadMsPerOp), f.id).toBe(true);
     expect(f.pass === null, f.id).toBe(f.target === null);
     expect(f.floorFormula.length, f.id).toBeGreaterThan(0);
   }
