@@ -22,8 +22,13 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export interface Database {
   readonly db: Db;
   readonly kind: 'pglite' | 'postgres';
-  /** Subscribes to a channel; resolves once listening. Returns an unsubscribe function. */
-  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to a channel; resolves once listening. Returns an unsubscribe function.
+   * `onRelisten` runs each time the listening connection was lost and LISTEN re-issued on a new
+   * one: notifications sent in between are lost, so the caller must resynchronise from the
+   * database. (PGlite's in-process channel is never lost.)
+   */
+  listen(channel: string, onMessage: (payload: string) => void, onRelisten?: () => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -80,8 +85,13 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   return {
     db: db as unknown as Db,
     kind: 'postgres',
-    listen: async (channel, onMessage) => {
-      const sub = await sql.listen(channel, onMessage);
+    listen: async (channel, onMessage, onRelisten) => {
+      // postgres.js re-issues LISTEN on a new connection after losing one, calling onlisten again.
+      let first = true;
+      const sub = await sql.listen(channel, onMessage, () => {
+        if (first) first = false;
+        else onRelisten?.();
+      });
       return () => sub.unlisten();
     },
     notify: async (channel, payload) => {

@@ -13,6 +13,10 @@
  *   "i <instance> <device>:<seq> <device>:<seq> ..."   new envelopes
  *   "r <instance> <device> <device> ..."               revoked devices: close their sockets
  * A process ignores its own notifications (it already delivered locally).
+ *
+ * NOTIFY is not durable: one sent while a process's listening connection is down is lost to that
+ * process. postgres.js reconnects and re-issues LISTEN; the hub then has every local socket
+ * re-check its token and read its inbox after its cursor, so nothing stays undelivered or unrevoked.
  */
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../db/client.ts';
@@ -39,6 +43,8 @@ export interface Subscriber {
   hint(seq: number): void;
   /** The device was removed or its token replaced. */
   revoked(): void;
+  /** Notifications may have been lost: re-check the credential and read the inbox again. */
+  resync(): void;
 }
 
 export class Hub {
@@ -52,7 +58,17 @@ export class Hub {
   ) {}
 
   async start(): Promise<void> {
-    this.unlisten = await this.database.listen(NOTIFY_CHANNEL, (p) => this.onNotify(p));
+    this.unlisten = await this.database.listen(
+      NOTIFY_CHANNEL,
+      (p) => this.onNotify(p),
+      () => this.resyncAll(),
+    );
+  }
+
+  /** After the LISTEN connection was lost: every local socket catches up from the database. */
+  private resyncAll(): void {
+    this.log('warn', 'notification listener reconnected; resyncing sockets', { sockets: this.connections });
+    for (const set of this.subs.values()) for (const s of [...set]) s.resync();
   }
 
   async stop(): Promise<void> {

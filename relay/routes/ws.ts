@@ -17,7 +17,8 @@
  * pages; live envelopes committed by this process come straight from the writer, those
  * committed by another process arrive as a NOTIFY hint and are read from the database. A gap
  * (seq not next after the last one sent) is always filled from the database, so a socket
- * never skips or reorders.
+ * never skips or reorders. If this process's LISTEN connection drops, the hub has every socket
+ * re-check its token and catch up from the database once LISTEN is re-established.
  */
 import type { WebSocketLike } from '@hono/node-server';
 import type { WSContext } from 'hono/ws';
@@ -39,6 +40,8 @@ type Ws = WSContext<WebSocketLike>;
 
 export class DeviceSocket implements Subscriber {
   private auth: DeviceAuth | undefined;
+  /** Kept for re-checks after lost notifications (see resync); never logged or sent. */
+  private token = '';
   private authenticating = false;
   private sent = 0;
   private pumping = false;
@@ -87,6 +90,7 @@ export class DeviceSocket implements Subscriber {
       if (this.closed) return;
       clearTimeout(this.authTimer);
       this.auth = auth;
+      this.token = token;
       this.sent = after;
       this.unsubscribe = this.s.hub.subscribe(auth.device, this);
       // A revocation between the lookup and the subscription would be missed: look again.
@@ -127,6 +131,17 @@ export class DeviceSocket implements Subscriber {
 
   revoked(): void {
     this.fail(WS_CLOSE.revoked, 'unauthorized', 'device removed or token replaced');
+  }
+
+  resync(): void {
+    if (this.closed || !this.auth) return;
+    authenticateDevice(this.s.db, this.token).then(
+      (still) => {
+        if (!still) this.revoked();
+        else void this.pump();
+      },
+      (e) => this.s.log('warn', 'socket resync failed', errorFields(e)),
+    );
   }
 
   /** Reads from the database after the last sent seq until caught up (coalescing wake-ups). */
