@@ -5,6 +5,7 @@
  * notifications stay inside the process (its data directory cannot be shared by two
  * processes anyway); PostgreSQL's reach every relay process connected to the server.
  */
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -13,6 +14,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { lockDataDir } from './lock.ts';
 import { schema, type Schema } from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -36,7 +38,7 @@ export interface Database {
 export interface OpenOptions {
   /** postgres://... — a real PostgreSQL server. Takes precedence over dataDir. */
   readonly url?: string;
-  /** PGlite data directory; omitted (and no url) means an in-memory database. */
+  /** PGlite data directory (created if missing, locked against a second opener); omitted (and no url) means in memory. */
   readonly dataDir?: string;
   /** postgres.js pool size (default 10). */
   readonly poolSize?: number;
@@ -51,10 +53,19 @@ export async function openDatabase(opts: OpenOptions = {}): Promise<Database> {
 }
 
 async function openPglite(dataDir: string | undefined): Promise<Database> {
-  const client = dataDir ? new PGlite(dataDir) : new PGlite();
-  await client.waitReady;
-  const db = drizzlePglite(client, { schema });
-  await migratePglite(db, { migrationsFolder: MIGRATIONS });
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const unlock = dataDir ? lockDataDir(dataDir) : () => {};
+  let client: PGlite;
+  let db: ReturnType<typeof drizzlePglite<Schema>>;
+  try {
+    client = dataDir ? new PGlite(dataDir) : new PGlite();
+    await client.waitReady;
+    db = drizzlePglite(client, { schema });
+    await migratePglite(db, { migrationsFolder: MIGRATIONS });
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   return {
     db: db as unknown as Db,
     kind: 'pglite',
@@ -66,7 +77,11 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
     close: async () => {
-      await client.close();
+      try {
+        await client.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }
