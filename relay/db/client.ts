@@ -42,23 +42,28 @@ export interface OpenOptions {
   readonly dataDir?: string;
   /** postgres.js pool size (default 10). */
   readonly poolSize?: number;
+  /**
+   * In-memory PGlite only: start from this dump of a data directory (PGlite's dumpDataDir), e.g.
+   * a pre-migrated template that saves tests the initdb. Migrations still run (a no-op if applied).
+   */
+  readonly loadDataDir?: Blob;
 }
 
-const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
+export const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
 /** Advisory lock key serialising migrations when several relay processes start at once. */
 const MIGRATION_LOCK = 0x70657472; // "petr"
 
 export async function openDatabase(opts: OpenOptions = {}): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.dataDir);
+  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.dataDir, opts.loadDataDir);
 }
 
-async function openPglite(dataDir: string | undefined): Promise<Database> {
+async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undefined): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const unlock = dataDir ? lockDataDir(dataDir) : () => {};
   let client: PGlite;
   let db: ReturnType<typeof drizzlePglite<Schema>>;
   try {
-    client = dataDir ? new PGlite(dataDir) : new PGlite();
+    client = dataDir ? new PGlite(dataDir) : new PGlite(loadDataDir ? { loadDataDir } : {});
     await client.waitReady;
     db = drizzlePglite(client, { schema });
     await migratePglite(db, { migrationsFolder: MIGRATIONS });
