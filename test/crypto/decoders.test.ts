@@ -45,6 +45,15 @@ import {
 } from '../../crypto/index.ts';
 import { Dice, Duo, hexOf, PK, ratchetPart, rngFor, sodium } from './helpers.ts';
 
+/** What a self-delimiting format with one version byte at offset 0 answers to each kind of damage. */
+const STRICT_FORMAT = {
+  truncation: 'truncated',
+  empty: 'truncated',
+  trailing: 'trailing_bytes',
+  versions: [0],
+  badVersion: 'unknown_version',
+} as const;
+
 interface Case {
   readonly name: string;
   readonly samples: readonly Uint8Array[];
@@ -144,11 +153,7 @@ beforeAll(async () => {
     run: decodePrekey,
     reencode: (b) => encodePrekey(decodePrekey(b)),
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
   const bundle = d.b.bundles[0]!;
   const bundleBytes = encodeBundle(bundle);
@@ -176,11 +181,7 @@ beforeAll(async () => {
       return new Uint8Array([1, ...k.key, ...k.hash]);
     },
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
   cases.push({
     name: 'openPayload (payload)',
@@ -198,11 +199,7 @@ beforeAll(async () => {
     samples: [sealed.keyMessage],
     run: (b) => openPayload(sealed.payload, b),
     authenticated: true,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
 
   // Attachment pointer.
@@ -212,11 +209,7 @@ beforeAll(async () => {
     run: decodeAttachmentPointer,
     reencode: (b) => encodeAttachmentPointer(decodeAttachmentPointer(b)),
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
 
   // Stored state: sessions with a pending header, skipped keys and several chains; records.
@@ -232,11 +225,7 @@ beforeAll(async () => {
     run: decodeSession,
     reencode: (b) => encodeSession(decodeSession(b)),
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
   cases.push({
     name: 'decodeDeviceSessions',
@@ -256,11 +245,7 @@ beforeAll(async () => {
     run: decodeDeviceKeyPair,
     reencode: (b) => encodeDeviceKeyPair(decodeDeviceKeyPair(b)),
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
   cases.push({
     name: 'decodePrekeySecret',
@@ -268,11 +253,7 @@ beforeAll(async () => {
     run: decodePrekeySecret,
     reencode: (b) => encodePrekeySecret(decodePrekeySecret(b)),
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
 
   // Safety-number QR: well-formed input returns true or false; only malformed input throws.
@@ -283,11 +264,7 @@ beforeAll(async () => {
     run: (b) => verifySafetyQr(ours, b),
     reencode: (b) => (verifySafetyQr(ours, b) === equalQr(ours.qr, b) ? b : new Uint8Array(0)),
     authenticated: false,
-    truncation: 'truncated',
-    empty: 'truncated',
-    trailing: 'trailing_bytes',
-    versions: [0],
-    badVersion: 'unknown_version',
+    ...STRICT_FORMAT,
   });
 });
 
