@@ -12,12 +12,14 @@ export const LABEL = {
   payload: 'Petrel/v1/payload',
   attachmentHeader: 'Petrel/v1/attachment-header',
   safetyNumber: 'Petrel/v1/safety-number',
+  backup: 'Petrel/v1/account-backup',
 } as const;
 
 /** Signature contexts: prefixed to the signed bytes so one signature can never be replayed as another kind. */
 export const SIG_CONTEXT = {
   deviceList: 'Petrel/v1/sig/device-list',
   prekey: 'Petrel/v1/sig/prekey',
+  deviceClaim: 'Petrel/v1/sig/device-claim',
 } as const;
 
 /**

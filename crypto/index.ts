@@ -10,6 +10,8 @@ export * from './consts.ts';
 export { kdf } from './kdf.ts';
 export * from './identity.ts';
 export * from './device-list.ts';
+export * from './device-link.ts';
+export * from './backup.ts';
 export * from './prekeys.ts';
 export * from './session-setup.ts';
 export { ratchetEncrypt, ratchetDecrypt, type Session, type SendingChain, type ReceivingChain, type SkippedKey } from './ratchet/session.ts';

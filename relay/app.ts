@@ -15,11 +15,14 @@ import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { ApiError } from './errors.ts';
 import { errorFields } from './log.ts';
+import { scrapeAllowed } from './metrics.ts';
 import type { RelayEnv } from './middleware/auth.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { attachmentRoutes } from './routes/attachments.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { messageRoutes } from './routes/messages.ts';
+import { pushRoutes } from './routes/push.ts';
 import { DeviceSocket } from './routes/ws.ts';
 import type { RelayServices } from './services.ts';
 import { limitBody } from './validate.ts';
@@ -32,7 +35,8 @@ export interface AppOptions {
 /** The PWA's policy: own origin only, no inline script or style, no plugins, no framing. */
 export const CONTENT_SECURITY_POLICY = {
   defaultSrc: ["'self'"],
-  scriptSrc: ["'self'"],
+  // libsodium and OPAQUE are WebAssembly: compiling it needs 'wasm-unsafe-eval' (not 'unsafe-eval').
+  scriptSrc: ["'self'", "'wasm-unsafe-eval'"],
   styleSrc: ["'self'"],
   imgSrc: ["'self'", 'data:', 'blob:'],
   connectSrc: ["'self'"],
@@ -68,10 +72,30 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
     const p = c.req.path;
     if (p === '/v1/messages') return messages(c, next);
     if (p === '/v1/keys') return keys(c, next);
+    if (/^\/v1\/attachments\/[^/]+\/chunks\//.test(p)) return next(); // the route sets its own (chunk-sized) limit
     return small(c, next);
   });
 
+  // Metrics by route pattern (bounded label values), measured around everything below. The
+  // debug access log uses the pattern too: paths hold usernames and attachment ids (capabilities).
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    if (c.req.path === '/metrics') return;
+    const route = c.req.path.startsWith('/v1/') ? c.req.routePath : c.req.path === '/healthz' ? '/healthz' : 'static';
+    const seconds = (performance.now() - started) / 1000;
+    s.metrics.httpRequests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    s.metrics.httpDuration.observe(seconds, { route });
+    s.log('debug', 'request', { method: c.req.method, route, status: c.res.status, ms: Math.round(seconds * 1000) });
+  });
+
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/metrics', (c) => {
+    if (!scrapeAllowed(c.req.header('authorization'), config.metricsToken)) {
+      throw new ApiError(401, 'unauthorized', 'metrics need the operator token');
+    }
+    return c.body(s.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
 
   app.get(
     '/v1/ws',
@@ -94,6 +118,8 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
   app.route('/v1', deviceRoutes(s));
   app.route('/v1', keyRoutes(s));
   app.route('/v1', messageRoutes(s));
+  app.route('/v1', attachmentRoutes(s));
+  app.route('/v1', pushRoutes(s));
 
   if (opts.webRoot) {
     const files = serveStatic({ root: opts.webRoot });
@@ -107,7 +133,8 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
       const code = err.status === 400 ? 'invalid_json' : err.status === 413 ? 'payload_too_large' : 'invalid_request';
       return c.json({ error: code, message: err.status === 400 ? 'request body is not valid JSON' : err.message }, err.status);
     }
-    s.log('error', 'unhandled error', { path: c.req.path, ...errorFields(err) });
+    // The route pattern, not the path: a path can hold an attachment id, which is a download capability.
+    s.log('error', 'unhandled error', { method: c.req.method, route: c.req.routePath, ...errorFields(err) });
     return c.json({ error: 'internal', message: 'internal error' }, 500);
   });
   return app;

@@ -36,6 +36,28 @@ export interface RelayConfig {
   /** Submissions grouped into one transaction, and transactions run at once (postgres). */
   readonly writerMaxBatch: number;
   readonly writerConcurrency: number;
+  /** Largest attachment (ciphertext bytes) and each account's total of unexpired ones. */
+  readonly maxAttachmentBytes: number;
+  readonly attachmentQuotaBytes: number;
+  /** Upload chunk: small enough to hold in memory per request, large enough to keep requests few. */
+  readonly attachmentChunkBytes: number;
+  /** Complete attachments are kept this long (recipients offline for weeks still get them). */
+  readonly attachmentRetentionMs: number;
+  /** An upload not completed within this is swept with its chunks. */
+  readonly attachmentUploadTtlMs: number;
+  /** A device without a socket here is pushed only if its envelopes are still unacknowledged this long after commit. */
+  readonly pushGraceMs: number;
+  /** At most one push per device in this window: a burst of messages wakes a device once. */
+  readonly pushCoalesceMs: number;
+  /** How long the push service keeps trying an offline browser. */
+  readonly pushTtlSeconds: number;
+  readonly pushTimeoutMs: number;
+  /** The VAPID `sub` claim: how push services reach the operator. */
+  readonly vapidSubject: string;
+  /** Allow http:// push endpoints (a local push service in tests); https only otherwise. */
+  readonly pushAllowInsecureEndpoints: boolean;
+  /** If set, GET /metrics requires `Authorization: Bearer <metricsToken>`. */
+  readonly metricsToken: string | null;
   readonly rateLimits: RateLimits;
 }
 
@@ -76,7 +98,19 @@ export const DEFAULT_CONFIG: RelayConfig = {
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsAuthTimeoutMs: 10_000,
   writerMaxBatch: 256,
-  writerConcurrency: 4,
+  writerConcurrency: 1,
+  maxAttachmentBytes: 100 * 1024 * 1024,
+  attachmentQuotaBytes: 1024 * 1024 * 1024,
+  attachmentChunkBytes: 1024 * 1024,
+  attachmentRetentionMs: 30 * 24 * 3600_000,
+  attachmentUploadTtlMs: 24 * 3600_000,
+  pushGraceMs: 1000,
+  pushCoalesceMs: 10_000,
+  pushTtlSeconds: 24 * 3600,
+  pushTimeoutMs: 10_000,
+  vapidSubject: 'mailto:operator@localhost',
+  pushAllowInsecureEndpoints: false,
+  metricsToken: null,
   rateLimits: {
     registerPerIp: { burst: 10, perMinute: 10 },
     registerPerUser: { burst: 5, perMinute: 5 },

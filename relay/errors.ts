@@ -26,6 +26,14 @@ export type ErrorCode =
   | 'device_mismatch' // the envelope set differs from the recipients' active devices (409)
   | 'invalid_envelope' // two envelopes for one device
   | 'no_backup'
+  | 'invalid_subscription' // a push subscription with a non-https endpoint or malformed keys
+  | 'attachment_too_large' // over maxAttachmentBytes (413)
+  | 'quota_exceeded' // the account's attachment storage is full (413)
+  | 'attachment_complete' // chunks of a completed attachment cannot change (409)
+  | 'attachment_incomplete' // complete called with chunks missing (409)
+  | 'range_not_satisfiable' // a download Range starting at or past the end (416)
+  | 'invalid_claim' // a device claim that does not decode, verify, or is outside the clock window
+  | 'already_claimed' // the claimed device already holds a token
   | 'rate_limited'
   | 'not_found'
   | 'internal'; // a bug or an unreachable database; details go to the log, not the client

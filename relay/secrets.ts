@@ -1,7 +1,7 @@
 /**
  * Secrets the relay generates for itself on first start and keeps in its database (never in
  * the repository): the OPAQUE server setup (its long-term OPAQUE key pair and OPRF seed; losing
- * it invalidates every password), and later the VAPID key pair. Several processes starting at
+ * it invalidates every password), and the VAPID key pair (push/vapid.ts). Several processes starting at
  * once agree on one value: the first INSERT wins and everyone reads it back.
  */
 import * as opaque from '@serenity-kit/opaque';

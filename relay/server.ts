@@ -19,7 +19,7 @@ import { serve } from '@hono/node-server';
 import type { Context } from 'hono';
 import { WebSocketServer } from 'ws';
 import { createApp } from './app.ts';
-import type { RelayConfig } from './config.ts';
+import { DEFAULT_CONFIG, type RelayConfig } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { sweep } from './inbox/reader.ts';
 import { errorFields, jsonLogger, type Logger, type LogLevel } from './log.ts';
@@ -52,7 +52,7 @@ export interface RunningRelay {
 }
 
 /** Largest WebSocket frame a client may send (auth and ack frames are tiny). */
-const WS_MAX_FRAME = 16 * 1024;
+const WS_MAX_FRAME = 2 * 1024 * 1024 + 1024; // a submit frame carries a message body (maxMessageBodyBytes)
 
 export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
   const log = o.log ?? jsonLogger();
@@ -104,7 +104,8 @@ function forwardedFor(c: Context): string {
   return xff?.split(',')[0]?.trim() || socketAddress(c);
 }
 
-async function main(): Promise<void> {
+/** Runs the relay as configured by the environment (what `npm start` does). */
+export async function main(): Promise<void> {
   const env = process.env;
   const log = jsonLogger((env.PETREL_LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const days = Number(env.PETREL_INBOX_RETENTION_DAYS ?? 30);
@@ -117,7 +118,17 @@ async function main(): Promise<void> {
     ...(env.PETREL_DB_POOL ? { poolSize: Number(env.PETREL_DB_POOL) } : {}),
     log,
     ...(webRoot ? { webRoot } : {}),
-    config: { inboxRetentionMs: days * 24 * 3600_000 },
+    config: {
+      inboxRetentionMs: days * 24 * 3600_000,
+      ...(env.PETREL_VAPID_SUBJECT ? { vapidSubject: env.PETREL_VAPID_SUBJECT } : {}),
+      pushAllowInsecureEndpoints: env.PETREL_PUSH_ALLOW_HTTP === '1',
+      ...(env.PETREL_METRICS_TOKEN ? { metricsToken: env.PETREL_METRICS_TOKEN } : {}),
+      ...(env.PETREL_PUSH_GRACE_MS ? { pushGraceMs: Number(env.PETREL_PUSH_GRACE_MS) } : {}),
+      ...(env.PETREL_RATE_LIMIT_SCALE ? { rateLimits: scaledLimits(Number(env.PETREL_RATE_LIMIT_SCALE)) } : {}),
+      ...(env.PETREL_ATTACHMENT_MAX_MB ? { maxAttachmentBytes: positive(env, 'PETREL_ATTACHMENT_MAX_MB') * 1024 * 1024 } : {}),
+      ...(env.PETREL_ATTACHMENT_QUOTA_MB ? { attachmentQuotaBytes: positive(env, 'PETREL_ATTACHMENT_QUOTA_MB') * 1024 * 1024 } : {}),
+      ...(env.PETREL_ATTACHMENT_RETENTION_DAYS ? { attachmentRetentionMs: positive(env, 'PETREL_ATTACHMENT_RETENTION_DAYS') * 24 * 3600_000 } : {}),
+    },
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -141,4 +152,17 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.stderr.write(JSON.stringify({ level: 'error', msg: 'relay failed to start', ...errorFields(e) }) + '\n');
     process.exit(1);
   });
+}
+
+/** A positive number from the environment; a typo stops the start rather than becoming NaN limits. */
+function positive(env: NodeJS.ProcessEnv, name: string): number {
+  const n = Number(env[name]);
+  if (!(n > 0) || !Number.isFinite(n)) throw new Error(`${name} must be a positive number`);
+  return n;
+}
+
+/** PETREL_RATE_LIMIT_SCALE multiplies every bucket (e.g. for load tests from one address). */
+function scaledLimits(k: number) {
+  if (!(k > 0)) throw new Error('PETREL_RATE_LIMIT_SCALE must be a positive number');
+  return Object.fromEntries(Object.entries(DEFAULT_CONFIG.rateLimits).map(([n, b]) => [n, { burst: b.burst * k, perMinute: b.perMinute * k }])) as unknown as RelayConfig['rateLimits'];
 }

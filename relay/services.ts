@@ -7,10 +7,14 @@ import type { Context } from 'hono';
 import { ready as cryptoReady } from '../crypto/index.ts';
 import { type RelayConfig, resolveConfig } from './config.ts';
 import type { Database, Db } from './db/client.ts';
+import { AckBatcher } from './inbox/acks.ts';
 import { InboxWriter } from './inbox/writer.ts';
 import { type Logger, silentLogger } from './log.ts';
 import { Hub } from './notify/hub.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { Metrics } from './metrics.ts';
+import { PushSender } from './push/sender.ts';
+import { type VapidKeys, vapidKeys } from './push/vapid.ts';
 import { opaqueServerSetup } from './secrets.ts';
 
 export interface Limiters {
@@ -29,7 +33,11 @@ export interface RelayServices {
   readonly opaqueSetup: string;
   readonly hub: Hub;
   readonly writer: InboxWriter;
+  readonly acks: AckBatcher;
   readonly limits: Limiters;
+  readonly vapid: VapidKeys;
+  readonly push: PushSender;
+  readonly metrics: Metrics;
   readonly log: Logger;
   readonly now: () => number;
   /** The client's address for rate limits; behind a proxy, server.ts passes one that reads X-Forwarded-For. */
@@ -54,11 +62,17 @@ export async function createServices(o: ServicesOptions): Promise<RelayServices>
   const opaqueSetup = await opaqueServerSetup(db);
   const hub = new Hub(o.database, log);
   await hub.start();
-  const writer = new InboxWriter(db, hub, log, {
+  const writer = new InboxWriter(o.database, hub, log, {
     maxBatch: config.writerMaxBatch,
     concurrency: o.database.kind === 'pglite' ? 1 : config.writerConcurrency,
     now,
   });
+  const vapid = await vapidKeys(db);
+  const push = new PushSender(db, vapid, config, log, (d) => hub.hasLocal(d), now);
+  hub.onCommitted = (devices) => push.committed(devices);
+  const metrics = new Metrics({ connections: () => hub.connections });
+  push.onResult = (result) => metrics.push.inc({ result });
+  const acks = new AckBatcher(o.database, log);
   const r = config.rateLimits;
   const limits: Limiters = {
     registerPerIp: new RateLimiter(r.registerPerIp, now),
@@ -75,12 +89,18 @@ export async function createServices(o: ServicesOptions): Promise<RelayServices>
     opaqueSetup,
     hub,
     writer,
+    acks,
     limits,
+    vapid,
+    push,
+    metrics,
     log,
     now,
     clientIp: o.clientIp ?? socketAddress,
     async close() {
       await writer.drain();
+      await push.close(); // after the last commit: runs its pending push checks instead of dropping them
+      await acks.drain();
       await hub.stop();
     },
   };

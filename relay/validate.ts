@@ -14,7 +14,8 @@ export function valid<T extends keyof ValidationTargets, S extends StandardSchem
   });
 }
 
-function describe(target: string, issues: readonly StandardSchemaV1.Issue[]): string {
+/** `<target> field <path>: <message>` for the first issue (also for WebSocket submit frames). */
+export function describe(target: string, issues: readonly StandardSchemaV1.Issue[]): string {
   const first = issues[0];
   if (!first) return `invalid ${target}`;
   const path = (first.path ?? []).map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.');

@@ -32,6 +32,12 @@ export interface Database {
    */
   listen(channel: string, onMessage: (payload: string) => void, onRelisten?: () => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
+  /**
+   * One parameterised statement outside drizzle, for hot paths: on PostgreSQL it is prepared once
+   * per connection (drizzle's `execute` parses and plans every time) and runs as its own
+   * transaction. Arrays are passed as PostgreSQL arrays (`$1::bigint[]`, `$2::bytea[]`, ...).
+   */
+  query<T>(text: string, params: readonly unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -52,6 +58,8 @@ export interface OpenOptions {
 export const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
 /** Advisory lock key serialising migrations when several relay processes start at once. */
 const MIGRATION_LOCK = 0x70657472; // "petr"
+/** PostgreSQL's type oid of bytea (postgres.js maps it to bytea[] for an array parameter). */
+const BYTEA = 17;
 
 export async function openDatabase(opts: OpenOptions = {}): Promise<Database> {
   return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.dataDir, opts.loadDataDir);
@@ -81,6 +89,8 @@ async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undef
     notify: async (channel, payload) => {
       await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
+    // PGlite waits for an open transaction to end before running a standalone query.
+    query: async <T>(text: string, params: readonly unknown[]) => (await client.query<T>(text, [...params])).rows,
     close: async () => {
       try {
         await client.close();
@@ -116,6 +126,11 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     },
     notify: async (channel, payload) => {
       await sql.notify(channel, payload);
+    },
+    query: async <T>(text: string, params: readonly unknown[]) => {
+      // postgres.js types an array by its first element, which makes a bytea[] a bytea: say so.
+      const typed = params.map((p) => (Array.isArray(p) && p[0] instanceof Uint8Array ? sql.array(p as Uint8Array[] as never, BYTEA) : p));
+      return rowsOf<T>(await sql.unsafe(text, typed as never[], { prepare: true }));
     },
     close: async () => {
       await sql.end({ timeout: 5 });

@@ -10,7 +10,7 @@
  * Times are Unix milliseconds in bigint columns (one clock, the relay's, no time zones).
  */
 
-import { bigint, boolean, customType, index, pgSequence, pgTable, primaryKey, smallint, text, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, customType, index, integer, pgSequence, pgTable, primaryKey, smallint, text, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /** bytea as Uint8Array on both drivers (postgres.js hands back Buffer; PGlite Uint8Array). */
 export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
@@ -152,5 +152,56 @@ export const submissions = pgTable(
   (t) => [primaryKey({ columns: [t.senderDevice, t.clientId] }), index('submissions_created').on(t.createdAt)],
 );
 
-export const schema = { messageIds, relaySecrets, accounts, opaqueLogins, accountSessions, deviceLists, devices, prekeys, payloads, inbox, submissions };
+/**
+ * One Web Push subscription per device (a device re-subscribing replaces it). `lastPushAt`
+ * coalesces bursts across every relay process: a push is sent only by the UPDATE that moves it
+ * forward past the coalescing window, so a burst of envelopes wakes a device once.
+ */
+export const pushSubscriptions = pgTable('push_subscriptions', {
+  device: bigint('device', { mode: 'number' })
+    .primaryKey()
+    .references(() => devices.id, { onDelete: 'cascade' }),
+  endpoint: text('endpoint').notNull(),
+  /** The subscription's P-256 public key and auth secret (base64url), as the browser gives them. */
+  p256dh: text('p256dh').notNull(),
+  auth: text('auth').notNull(),
+  lastPushAt: ms('last_push_at'),
+  createdAt: ms('created_at').notNull(),
+});
+
+/**
+ * Encrypted attachment blobs (crypto/attachment.ts secretstream ciphertext; the key travels
+ * only inside messages). Uploaded in chunks so neither side holds a whole file in memory;
+ * `size` is the declared total (what the account's quota sums, so an upload cannot overshoot
+ * it). An upload is readable once `complete`; incomplete ones are swept after the upload timeout.
+ */
+export const attachments = pgTable(
+  'attachments',
+  {
+    /** Random, unguessable (128 bits, base64url): knowing it is what lets a recipient download. */
+    id: text('id').primaryKey(),
+    accountId: bigint('account_id', { mode: 'number' })
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    size: bigint('size', { mode: 'number' }).notNull().default(0),
+    complete: boolean('complete').notNull().default(false),
+    createdAt: ms('created_at').notNull(),
+    expiresAt: ms('expires_at').notNull(),
+  },
+  (t) => [index('attachments_account').on(t.accountId), index('attachments_expires').on(t.expiresAt)],
+);
+
+export const attachmentChunks = pgTable(
+  'attachment_chunks',
+  {
+    attachment: text('attachment')
+      .notNull()
+      .references(() => attachments.id, { onDelete: 'cascade' }),
+    idx: integer('idx').notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.attachment, t.idx] })],
+);
+
+export const schema = { messageIds, relaySecrets, accounts, opaqueLogins, accountSessions, deviceLists, devices, prekeys, payloads, inbox, submissions, pushSubscriptions, attachments, attachmentChunks };
 export type Schema = typeof schema;

@@ -1,5 +1,5 @@
 /**
- * Reading and acknowledging a device's inbox, and the sweeper that enforces retention.
+ * Reading a device's inbox, and the sweeper that enforces retention (acknowledgements: acks.ts).
  *
  * Retention: an envelope is deleted when its device acknowledges it (ack up to a seq), or
  * `inboxRetentionMs` after it was stored if never acknowledged. A payload is deleted once no
@@ -33,22 +33,6 @@ export async function readInbox(db: Db, device: number, after: number, limit: nu
   }));
 }
 
-/** Deletes the device's envelopes up to and including `upTo`; returns how many went. */
-export async function ackInbox(db: Db, device: number, upTo: number): Promise<number> {
-  return db.transaction(async (tx) => {
-    const gone = rowsOf<{ payload: unknown }>(
-      await tx.execute(sql`DELETE FROM inbox WHERE device = ${device}::bigint AND seq <= ${upTo}::bigint RETURNING payload`),
-    );
-    const ids = [...new Set(gone.map((r) => Number(r.payload)))];
-    if (ids.length) {
-      await tx.execute(sql`
-        DELETE FROM payloads p WHERE p.id IN (${sql.join(ids.map((id) => sql`${id}::bigint`), sql`, `)})
-        AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.payload = p.id)`);
-    }
-    return gone.length;
-  });
-}
-
 export interface SweepOptions {
   readonly now: number;
   readonly inboxRetentionMs: number;
@@ -62,6 +46,8 @@ export async function sweep(db: Db, o: SweepOptions): Promise<void> {
   await db.execute(sql`DELETE FROM submissions WHERE created_at < ${o.now - o.idempotencyRetentionMs}::bigint`);
   await db.execute(sql`DELETE FROM opaque_logins WHERE expires_at < ${o.now}::bigint`);
   await db.execute(sql`DELETE FROM account_sessions WHERE expires_at < ${o.now}::bigint`);
+  // Expired attachments (and uploads never completed) go with their chunks (ON DELETE CASCADE).
+  await db.execute(sql`DELETE FROM attachments WHERE expires_at < ${o.now}::bigint`);
 }
 
 /** How an envelope travels to its device, over HTTP and WebSocket alike. */
@@ -72,6 +58,18 @@ export function recordJson(r: InboxRecord) {
     sender: { user: r.senderUser, device: toB64(r.senderDevice) },
     timestamp: r.timestamp,
     envelope: toB64(r.envelope),
-    payload: toB64(r.payload),
+    payload: payloadB64(r.payload),
   };
+}
+
+/**
+ * A group message's records share one payload (the writer hands every recipient the same bytes):
+ * encode a large one once, not once per recipient device (100 devices x 256 KB was 100 encodings).
+ */
+const encoded = new WeakMap<Uint8Array, string>();
+function payloadB64(p: Uint8Array): string {
+  if (p.byteLength < 1024) return toB64(p); // cheaper than the lookup
+  let s = encoded.get(p);
+  if (s === undefined) encoded.set(p, (s = toB64(p)));
+  return s;
 }

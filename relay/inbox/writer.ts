@@ -3,28 +3,36 @@
  * device's inbox under the next sequence number.
  *
  * Group commit: submissions waiting at the same moment share one transaction (up to
- * `maxBatch` of them, `concurrency` transactions at once), with set-based statements, so the
- * cost per message is a few rows rather than a commit. Each caller's promise resolves only
- * after the transaction committed: an acknowledged message is durable.
+ * `maxBatch` of them, `concurrency` transactions at once), so the cost per message is a few
+ * rows rather than a commit. Each caller's promise resolves only after the transaction
+ * committed: an acknowledged message is durable.
  *
- * Per batch, in one transaction:
- *   1. claim   INSERT INTO submissions ... ON CONFLICT DO NOTHING RETURNING: the rows not
- *              returned are retries (committed earlier or by a concurrent transaction, whose
- *              outcome PostgreSQL waits for); they get the stored result and create nothing.
- *   2. payloads, one row per claimed message, id = message id.
- *   3. counters: lock the recipients' device rows in id order (no deadlock between batches),
- *              then UPDATE devices SET next_seq = next_seq + n ... RETURNING next_seq. The row
- *              lock is held until commit, so another transaction writing to the same inbox
- *              waits and commits after us: sequence numbers are gap-free (a rolled-back batch
- *              rolls back its counter too) and become visible in order.
- *   4. inbox rows, 5. pg_notify hints for other relay processes (delivered on commit).
+ * A batch is ONE statement (WRITE_BATCH), which PostgreSQL runs as its own transaction: one
+ * round trip instead of BEGIN, a statement per step and COMMIT, and prepared once per
+ * connection, since the batch travels as arrays (unnest) and the text never changes. Its steps:
+ *   claimed   INSERT INTO submissions ... ON CONFLICT DO NOTHING RETURNING: keys not returned
+ *             are retries (committed earlier, or by a concurrent batch whose outcome PostgreSQL
+ *             waits for); they store nothing and get the stored result afterwards.
+ *   stored    the payloads of the claimed messages, id = message id.
+ *   locked    the recipients' device rows, FOR UPDATE in id order (no deadlock between
+ *             batches), active ones only: a device removed after the route checked the envelope
+ *             set is either seen removed here, or its removal (which takes the same row lock)
+ *             commits after us and drops the inbox rows with the device.
+ *   bumped    UPDATE devices SET next_seq = next_seq + n RETURNING. The row lock is held until
+ *             commit, so another batch writing to the same inbox waits and commits after this
+ *             one: seqs are gap-free (a failed statement rolls its counters back with it) and
+ *             become visible in order.
+ *   inboxed   one row per (claimed message, active target): seq = the old counter + the row's
+ *             rank among this batch's rows for that device, in submission order.
+ *   notified  pg_notify hints for other relay processes, sent by PostgreSQL on commit.
+ * The statement returns the claimed message ids and each device's old counter; the records
+ * handed to local sockets are rebuilt from those with the same ranking rule.
  * If a batch fails, its submissions are retried one by one so one bad submission cannot fail
  * the others.
  */
-import { type SQL, sql } from 'drizzle-orm';
-import { type Db, rowsOf, type Tx } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
 import { errorFields, type Logger } from '../log.ts';
-import { type Hub, type InboxRecord, NOTIFY_CHANNEL } from '../notify/hub.ts';
+import { type Hub, type InboxRecord, NOTICE_MAX_PAIRS, NOTIFY_CHANNEL } from '../notify/hub.ts';
 
 export interface SubmitJob {
   readonly senderDevice: number;
@@ -46,15 +54,67 @@ interface Pending {
   readonly reject: (e: unknown) => void;
 }
 
-/** Rows per INSERT stay far below PostgreSQL's 65,535 parameters (7 per inbox row). */
+/** Inbox rows per statement: bounds its memory and duration (one batch holds its inboxes' locks). */
 const MAX_ROWS_PER_BATCH = 4000;
+
+// $1..$5 one element per submission, $6..$8 one per envelope. A device's envelopes are ranked
+// by their place in the arrays, which is submission order. Joins between two CTEs are avoided
+// (the planner cannot know their sizes, guesses 1 row and nests loops: quadratic in the batch);
+// a device's rows travel as arrays from `wanted` to `inboxed` instead.
+const WRITE_BATCH = `
+WITH job AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bytea[])
+    WITH ORDINALITY AS j(sender_device, client_id, data, sender_user, sender_id, ord)
+), claimed AS (
+  INSERT INTO submissions (sender_device, client_id, message_id, created_at)
+  SELECT sender_device, client_id, nextval('message_ids'), $9 FROM job
+  ON CONFLICT DO NOTHING
+  RETURNING sender_device, client_id, message_id
+), fresh AS (
+  SELECT j.ord, c.message_id, j.data, j.sender_user, j.sender_id
+    FROM job j JOIN claimed c ON c.sender_device = j.sender_device AND c.client_id = j.client_id
+), stored AS (
+  INSERT INTO payloads (id, data, created_at) SELECT message_id, data, $9 FROM fresh
+), wanted AS (
+  SELECT t.device, count(*) AS n, array_agg(f.message_id ORDER BY t.ord) AS message_ids,
+         array_agg(f.sender_user ORDER BY t.ord) AS sender_users, array_agg(f.sender_id ORDER BY t.ord) AS sender_ids,
+         array_agg(t.envelope ORDER BY t.ord) AS envelopes
+    FROM unnest($6::bigint[], $7::bigint[], $8::bytea[]) WITH ORDINALITY AS t(job, device, envelope, ord)
+    JOIN fresh f ON f.ord = t.job
+   GROUP BY t.device
+), locked AS (
+  SELECT d.id, d.next_seq AS before, w.n, w.message_ids, w.sender_users, w.sender_ids, w.envelopes
+    FROM wanted w JOIN devices d ON d.id = w.device
+   WHERE d.active
+   ORDER BY d.id FOR UPDATE OF d
+), bumped AS (
+  UPDATE devices d SET next_seq = d.next_seq + l.n FROM locked l WHERE d.id = l.id
+), inboxed AS (
+  INSERT INTO inbox (device, seq, payload, sender_user, sender_device, envelope, created_at)
+  SELECT l.id, l.before + r.rank, r.message_id, r.sender_user, r.sender_id, r.envelope, $9
+    FROM locked l, unnest(l.message_ids, l.sender_users, l.sender_ids, l.envelopes)
+      WITH ORDINALITY AS r(message_id, sender_user, sender_id, envelope, rank)
+), notified AS (
+  SELECT pg_notify($10, $11 || string_agg(' ' || id || ':' || (before + n), '' ORDER BY id))
+    FROM (SELECT id, before, n, (row_number() OVER (ORDER BY id) - 1) / $12 AS part FROM locked) b
+   GROUP BY part
+)
+SELECT 'm' AS kind, ord AS key, message_id AS value FROM fresh
+UNION ALL SELECT 'd', id, before FROM locked
+UNION ALL SELECT 'n', count(*), 0 FROM notified`;
+
+/** The stored result of submissions that were retries. */
+const STORED_RESULTS = `
+SELECT s.sender_device, s.client_id, s.message_id, s.created_at
+  FROM submissions s JOIN unnest($1::bigint[], $2::text[]) AS k(sender_device, client_id)
+    ON s.sender_device = k.sender_device AND s.client_id = k.client_id`;
 
 export class InboxWriter {
   private readonly queue: Pending[] = [];
   private running = 0;
 
   constructor(
-    private readonly db: Db,
+    private readonly database: Database,
     private readonly hub: Hub,
     private readonly log: Logger,
     private readonly opts: { maxBatch: number; concurrency: number; now: () => number },
@@ -107,7 +167,7 @@ export class InboxWriter {
 
   private async run(batch: Pending[]): Promise<void> {
     try {
-      const { results, delivered } = await this.db.transaction((tx) => this.write(tx, batch.map((p) => p.job)));
+      const { results, delivered } = await this.write(batch.map((p) => p.job));
       batch.forEach((p, i) => p.resolve(results[i]!));
       this.hub.deliverLocal(delivered);
     } catch (e) {
@@ -121,109 +181,69 @@ export class InboxWriter {
     }
   }
 
-  private async write(tx: Tx, jobs: readonly SubmitJob[]) {
+  private async write(jobs: readonly SubmitJob[]) {
     const now = this.opts.now();
-    const claimed = rowsOf<{ sender_device: unknown; client_id: string; message_id: unknown }>(
-      await tx.execute(sql`
-        INSERT INTO submissions (sender_device, client_id, message_id, created_at)
-        VALUES ${list(jobs.map((j) => sql`(${j.senderDevice}, ${j.clientId}, nextval('message_ids'), ${now})`))}
-        ON CONFLICT DO NOTHING
-        RETURNING sender_device, client_id, message_id`),
-    );
-    const ids = new Map(claimed.map((r) => [`${Number(r.sender_device)}/${r.client_id}`, Number(r.message_id)]));
+    const targets = jobs.flatMap((j, i) => j.targets.map((t) => ({ job: i + 1, ...t })));
+    const rows = await this.database.query<{ kind: string; key: unknown; value: unknown }>(WRITE_BATCH, [
+      jobs.map((j) => j.senderDevice),
+      jobs.map((j) => j.clientId),
+      jobs.map((j) => j.payload),
+      jobs.map((j) => j.senderUser),
+      jobs.map((j) => j.senderDeviceId),
+      targets.map((t) => t.job),
+      targets.map((t) => t.device),
+      targets.map((t) => t.envelope),
+      now,
+      NOTIFY_CHANNEL,
+      this.hub.envelopeNoticePrefix,
+      NOTICE_MAX_PAIRS,
+    ]);
+    const messageIds = new Map<number, number>(); // job ordinal (1-based) -> message id
+    const before = new Map<number, number>(); // device -> its counter before this batch
+    for (const r of rows) {
+      if (r.kind === 'm') messageIds.set(Number(r.key), Number(r.value));
+      else if (r.kind === 'd') before.set(Number(r.key), Number(r.value));
+    }
+
     const results: SubmitResult[] = new Array(jobs.length);
-    const fresh: { job: SubmitJob; messageId: number }[] = [];
     const retried: number[] = [];
-    jobs.forEach((job, i) => {
-      const id = ids.get(`${job.senderDevice}/${job.clientId}`);
+    jobs.forEach((_, i) => {
+      const id = messageIds.get(i + 1);
       if (id === undefined) retried.push(i);
-      else {
-        fresh.push({ job, messageId: id });
-        results[i] = { messageId: id, timestamp: now };
-      }
+      else results[i] = { messageId: id, timestamp: now };
     });
-    if (retried.length) await this.fillStoredResults(tx, jobs, retried, results);
+    if (retried.length) await this.fillStoredResults(jobs, retried, results);
 
+    // The records as stored: the same ranking as the statement's row_number().
     const delivered = new Map<number, InboxRecord[]>();
-    if (fresh.length === 0) return { results, delivered };
-    await tx.execute(sql`
-      INSERT INTO payloads (id, data, created_at)
-      VALUES ${list(fresh.map((f) => sql`(${f.messageId}, ${f.job.payload}, ${now})`))}`);
-
-    const next = await this.reserveSeqs(tx, fresh);
-    const rows: SQL[] = [];
-    for (const { job, messageId } of fresh) {
-      for (const t of job.targets) {
-        const seq = next.get(t.device);
-        if (seq === undefined) continue; // removed since the route checked the envelope set
-        next.set(t.device, seq + 1);
-        rows.push(sql`(${t.device}, ${seq}, ${messageId}, ${job.senderUser}, ${job.senderDeviceId}, ${t.envelope}, ${now})`);
-        const rec: InboxRecord = {
-          seq,
-          messageId,
-          senderUser: job.senderUser,
-          senderDevice: job.senderDeviceId,
-          timestamp: now,
-          envelope: t.envelope,
-          payload: job.payload,
-        };
-        const arr = delivered.get(t.device);
-        if (arr) arr.push(rec);
-        else delivered.set(t.device, [rec]);
-      }
-    }
-    if (rows.length) {
-      await tx.execute(sql`
-        INSERT INTO inbox (device, seq, payload, sender_user, sender_device, envelope, created_at)
-        VALUES ${list(rows)}`);
-    }
-    const highest = new Map([...next].map(([d, s]) => [d, s - 1]));
-    for (const text of this.hub.newEnvelopeNotices(highest)) {
-      await tx.execute(sql`SELECT pg_notify(${NOTIFY_CHANNEL}, ${text})`);
+    for (const t of targets) {
+      const messageId = messageIds.get(t.job);
+      const last = before.get(t.device);
+      if (messageId === undefined || last === undefined) continue; // a retry, or a removed device
+      before.set(t.device, last + 1);
+      const job = jobs[t.job - 1]!;
+      const rec: InboxRecord = {
+        seq: last + 1,
+        messageId,
+        senderUser: job.senderUser,
+        senderDevice: job.senderDeviceId,
+        timestamp: now,
+        envelope: t.envelope,
+        payload: job.payload,
+      };
+      const list = delivered.get(t.device);
+      if (list) list.push(rec);
+      else delivered.set(t.device, [rec]);
     }
     return { results, delivered };
   }
 
-  /**
-   * Locks the devices' counter rows in id order and reserves seqs; returns each device's first
-   * new seq. Only devices still active get one: a device-list update that removed a target
-   * after the route checked the envelope set holds (or waits for) the same row lock, so the
-   * removal is either seen here or drops this inbox's rows when it commits after us.
-   */
-  private async reserveSeqs(tx: Tx, fresh: readonly { job: SubmitJob }[]): Promise<Map<number, number>> {
-    const wanted = new Map<number, number>();
-    for (const { job } of fresh) for (const t of job.targets) wanted.set(t.device, (wanted.get(t.device) ?? 0) + 1);
-    const next = new Map<number, number>();
-    if (wanted.size === 0) return next;
-    const locked = rowsOf<{ id: unknown }>(
-      await tx.execute(
-        sql`SELECT id FROM devices WHERE id IN ${inList([...wanted.keys()].map((id) => sql`${id}::bigint`))} AND active ORDER BY id FOR UPDATE`,
-      ),
-    );
-    const ids = locked.map((r) => Number(r.id));
-    if (ids.length === 0) return next;
-    const counts = new Map(ids.map((id) => [id, wanted.get(id)!]));
-    const updated = rowsOf<{ id: unknown; next_seq: unknown }>(
-      await tx.execute(sql`
-        UPDATE devices d SET next_seq = d.next_seq + v.n
-        FROM (VALUES ${list(ids.map((id) => sql`(${id}::bigint, ${counts.get(id)!}::bigint)`))}) AS v(id, n)
-        WHERE d.id = v.id
-        RETURNING d.id, d.next_seq`),
-    );
-    if (updated.length !== ids.length) throw new Error('a recipient device row is missing');
-    for (const r of updated) {
-      const id = Number(r.id);
-      next.set(id, Number(r.next_seq) - counts.get(id)! + 1);
-    }
-    return next;
-  }
-
-  private async fillStoredResults(tx: Tx, jobs: readonly SubmitJob[], idx: readonly number[], results: SubmitResult[]) {
-    const stored = rowsOf<{ sender_device: unknown; client_id: string; message_id: unknown; created_at: unknown }>(
-      await tx.execute(sql`
-        SELECT sender_device, client_id, message_id, created_at FROM submissions
-        WHERE (sender_device, client_id) IN ${inList(idx.map((i) => sql`(${jobs[i]!.senderDevice}::bigint, ${jobs[i]!.clientId}::text)`))}`),
-    );
+  private async fillStoredResults(jobs: readonly SubmitJob[], idx: readonly number[], results: SubmitResult[]) {
+    // The conflicting rows are committed (ON CONFLICT waited for them), so a new statement sees them.
+    const stored = await this.database.query<{ sender_device: unknown; client_id: string; message_id: unknown; created_at: unknown }>(STORED_RESULTS, [
+      idx.map((i) => jobs[i]!.senderDevice),
+      idx.map((i) => jobs[i]!.clientId),
+    ]);
     const byKey = new Map(stored.map((r) => [`${Number(r.sender_device)}/${r.client_id}`, r]));
     for (const i of idx) {
       const r = byKey.get(`${jobs[i]!.senderDevice}/${jobs[i]!.clientId}`);
@@ -231,14 +251,4 @@ export class InboxWriter {
       results[i] = { messageId: Number(r.message_id), timestamp: Number(r.created_at) };
     }
   }
-}
-
-/** `(a), (b), ...` for VALUES and IN lists. */
-export function list(items: readonly SQL[]): SQL {
-  return sql`${sql.join([...items], sql`, `)}`;
-}
-
-/** `(a, b, ...)` */
-export function inList(items: readonly SQL[]): SQL {
-  return sql`(${sql.join([...items], sql`, `)})`;
 }

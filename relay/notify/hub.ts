@@ -24,6 +24,8 @@ import { errorFields, type Logger } from '../log.ts';
 
 export const NOTIFY_CHANNEL = 'petrel_relay';
 const MAX_NOTIFY_BYTES = 7900;
+/** Pairs per notification: a pair is at most 40 bytes (two 19-digit numbers), 150 stay under MAX_NOTIFY_BYTES. */
+export const NOTICE_MAX_PAIRS = 150;
 
 /** One stored envelope as devices receive it. */
 export interface InboxRecord {
@@ -98,11 +100,23 @@ export class Hub {
       const set = this.subs.get(device);
       if (set) for (const s of [...set]) s.records(records);
     }
+    this.onCommitted?.(byDevice.keys());
   }
 
-  /** The notification texts the writer sends inside its transaction. */
-  newEnvelopeNotices(highest: ReadonlyMap<number, number>): string[] {
-    return chunk(`i ${this.instance}`, [...highest].map(([d, s]) => `${d}:${s}`));
+  /** Called with the devices of every batch this process commits (Web Push hooks in here). */
+  onCommitted: ((devices: Iterable<number>) => void) | undefined;
+
+  /** A socket for this device is open in this process. */
+  hasLocal(device: number): boolean {
+    return (this.subs.get(device)?.size ?? 0) > 0;
+  }
+
+  /**
+   * The start of this process's "new envelopes" notification: the writer appends the
+   * " <device>:<seq>" pairs in SQL, at most NOTICE_MAX_PAIRS per notification.
+   */
+  get envelopeNoticePrefix(): string {
+    return `i ${this.instance}`;
   }
 
   /** Closes the devices' sockets here and in every other process. */

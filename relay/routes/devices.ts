@@ -4,6 +4,7 @@
  *   PUT  /v1/account/devices                   { list }  -> { version }     (account session or device)
  *   POST /v1/account/devices/:deviceId/token             -> { token }       (account session or device)
  *   GET  /v1/users/:username/devices                     -> { username, version, list }   (public)
+ *   POST /v1/devices/claim                     { claim } -> { username, token } (signed by the device key)
  *
  * The relay verifies every list with crypto/'s verifyDeviceList: the account signature, the
  * user id (= normalised username), the account key pinned by the account's first list, and
@@ -14,16 +15,23 @@
  * A device gets a token only if it is active in the account's current list and the caller
  * proved account ownership: an OPAQUE login (account session) or an authenticated device of
  * the same account. A new token replaces the old one. Removing a device from the list stops
- * its token at once, drops its prekeys and inbox, and closes its sockets in every process.
+ * its token at once, drops its prekeys, inbox and push subscription, and closes its sockets in
+ * every process.
+ *
+ * Linking (crypto/PROTOCOL.md §4.1): a device an existing device just listed has no way to
+ * reach its account's credentials, so it claims its first token with a claim signed by its own
+ * device key. Only once: a device that already holds a token cannot be claimed again, so a
+ * replayed claim cannot take a device over.
  */
-import { CryptoError, decodeDeviceList, type DeviceList, equalBytes, verifyDeviceList } from '../../crypto/index.ts';
-import { and, eq, inArray } from 'drizzle-orm';
+import { CryptoError, decodeDeviceClaim, decodeDeviceList, type DeviceList, devicePublic, equalBytes, verifyDeviceClaim, verifyDeviceList } from '../../crypto/index.ts';
+import { and, eq, inArray, isNull } from 'drizzle-orm';
 import { Hono } from 'hono';
 import * as v from 'valibot';
 import type { Tx } from '../db/client.ts';
-import { accounts, deviceLists, devices, inbox, prekeys } from '../db/schema.ts';
+import { accounts, deviceLists, devices, inbox, prekeys, pushSubscriptions } from '../db/schema.ts';
 import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
 import { ApiError, notFound } from '../errors.ts';
+import { forgetDevices } from './messages.ts';
 import { type RelayEnv, requireAccount } from '../middleware/auth.ts';
 import type { RelayServices } from '../services.ts';
 import { DEVICE_TOKEN_PREFIX, newToken } from '../tokens.ts';
@@ -31,6 +39,9 @@ import { requireUsername } from '../usernames.ts';
 import { valid } from '../validate.ts';
 
 /** A list of 256 devices is ~40 KB. */
+/** Clock difference tolerated between a claiming device and the relay. */
+const CLAIM_WINDOW_MS = 5 * 60_000;
+
 const MAX_LIST_BYTES = 48 * 1024;
 
 function listError(e: unknown): never {
@@ -58,6 +69,9 @@ async function storeList(tx: Tx, accountId: number, list: DeviceList, bytes: Uin
   if (removed.length) {
     await tx.delete(prekeys).where(inArray(prekeys.device, removed));
     await tx.delete(inbox).where(inArray(inbox.device, removed));
+    // The row stays (it pins the device id), so the FK cascade does not fire: a removed device's
+    // push endpoint is a capability nobody should keep.
+    await tx.delete(pushSubscriptions).where(inArray(pushSubscriptions.device, removed));
   }
   await tx
     .insert(deviceLists)
@@ -91,6 +105,7 @@ export function deviceRoutes(s: RelayServices) {
         if (!acct.accountKey) await tx.update(accounts).set({ accountKey: list.accountKey }).where(eq(accounts.id, accountId));
         return { version: list.version, removed: await storeList(tx, accountId, list, bytes, s.now()) };
       });
+      forgetDevices(s, c.get('auth').username);
       await s.hub.revoke(removed);
       s.log('info', 'device list stored', { account: accountId, version, removed: removed.length });
       return c.json({ version });
@@ -113,6 +128,39 @@ export function deviceRoutes(s: RelayServices) {
       // A replaced token ends the sessions opened with the old one.
       if (row.tokenHash) await s.hub.revoke([row.id]);
       return c.json({ token });
+    })
+    .post('/devices/claim', valid('json', v.object({ claim: b64Bytes(89, 89) })), async (c) => {
+      let claim;
+      try {
+        claim = decodeDeviceClaim(c.req.valid('json').claim);
+      } catch {
+        throw new ApiError(400, 'invalid_claim', 'the device claim does not decode');
+      }
+      const rows = await db
+        .select({ id: devices.id, signingKey: devices.signingKey, dhKey: devices.dhKey, username: accounts.username })
+        .from(devices)
+        .innerJoin(accounts, eq(accounts.id, devices.accountId))
+        .where(and(eq(devices.deviceId, claim.deviceId), eq(devices.active, true)));
+      // Device ids derive from the keys, so two rows for one id would be one device listed by two accounts.
+      const row = rows.find((r) => {
+        try {
+          verifyDeviceClaim(claim, devicePublic(claim.deviceId, r.signingKey, r.dhKey), s.now(), CLAIM_WINDOW_MS);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (rows.length === 0) throw new ApiError(404, 'device_not_listed', 'no account lists this device yet');
+      if (!row) throw new ApiError(401, 'invalid_claim', 'the claim is not signed by the listed device key, or its time is off');
+      const { token, hash } = newToken(DEVICE_TOKEN_PREFIX);
+      const updated = await db
+        .update(devices)
+        .set({ tokenHash: hash })
+        .where(and(eq(devices.id, row.id), eq(devices.active, true), isNull(devices.tokenHash)))
+        .returning({ id: devices.id });
+      if (updated.length === 0) throw new ApiError(409, 'already_claimed', 'this device already has a credential');
+      s.log('info', 'device claimed', { device: row.id });
+      return c.json({ username: row.username, token });
     })
     .get('/users/:username/devices', async (c) => {
       const name = requireUsername(c.req.param('username'));

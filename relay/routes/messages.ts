@@ -23,8 +23,9 @@ import * as v from 'valibot';
 import { accounts, devices, submissions } from '../db/schema.ts';
 import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
 import { ApiError } from '../errors.ts';
-import { ackInbox, readInbox, recordJson } from '../inbox/reader.ts';
-import { deviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
+import { readInbox, recordJson } from '../inbox/reader.ts';
+import { deviceAuth, type DeviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
+import type { RelayConfig } from '../config.ts';
 import type { RelayServices } from '../services.ts';
 import { requireUsername } from '../usernames.ts';
 import { limitBody, valid } from '../validate.ts';
@@ -32,9 +33,9 @@ import { limitBody, valid } from '../validate.ts';
 export const CLIENT_MESSAGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const seqNumber = v.pipe(v.string(), v.regex(/^\d{1,15}$/, 'a non-negative integer'), v.transform(Number));
 
-export function messageRoutes(s: RelayServices) {
-  const { db, config } = s;
-  const Submit = v.object({
+/** The submission body, over HTTP (POST /v1/messages) and WebSocket (a "submit" frame) alike. */
+export function submitSchema(config: RelayConfig) {
+  return v.object({
     clientMessageId: v.pipe(v.string(), v.regex(CLIENT_MESSAGE_ID, '1..64 characters of base64url')),
     to: v.pipe(v.array(v.pipe(v.string(), v.maxLength(128))), v.minLength(1), v.maxLength(config.maxRecipientsPerMessage)),
     payload: b64Bytes(1, config.maxPayloadBytes),
@@ -44,69 +45,133 @@ export function messageRoutes(s: RelayServices) {
       v.maxLength(config.maxEnvelopesPerMessage),
     ),
   });
+}
+export type SubmitBody = v.InferOutput<ReturnType<typeof submitSchema>>;
+
+/**
+ * Checks a submission against the recipients' current device lists and stores it; returns the
+ * first result for a retry. Throws ApiError (404 unknown_user, 409 device_mismatch, ...).
+ */
+export async function submitMessage(s: RelayServices, me: DeviceAuth, body: SubmitBody): Promise<{ messageId: number; timestamp: number }> {
+  const { db } = s;
+  // A retry whose device set no longer matches (a recipient added a device since) must still get
+  // the first result: look for one before refusing. (A matching retry is resolved by the writer's
+  // claim, so the common path does not pay for this lookup.)
+  const storedResult = async () => {
+    const [done] = await db
+      .select({ messageId: submissions.messageId, timestamp: submissions.createdAt })
+      .from(submissions)
+      .where(and(eq(submissions.senderDevice, me.device), eq(submissions.clientId, body.clientMessageId)));
+    return done;
+  };
+  const users = new Set(body.to.map(requireUsername));
+  users.add(me.username);
+  const given = new Map<string, Map<string, Uint8Array>>(); // user -> device b64 -> envelope
+  for (const e of body.envelopes) {
+    const user = requireUsername(e.user);
+    const key = toB64(e.device);
+    const forUser = given.get(user) ?? new Map<string, Uint8Array>();
+    if (forUser.has(key)) throw new ApiError(400, 'invalid_envelope', 'two envelopes for one device');
+    forUser.set(key, e.body);
+    given.set(user, forUser);
+  }
+
+  const rows = await activeDeviceRows(s, [...users]);
+  const known = new Set(rows.map((r) => r.username));
+  const unknown = [...users].filter((u) => !known.has(u));
+  if (unknown.length) {
+    const done = await storedResult();
+    if (done) return done;
+    throw new ApiError(404, 'unknown_user', 'no such user', { users: unknown });
+  }
+
+  const expected = new Map<string, Map<string, number>>(); // user -> device b64 -> row id
+  for (const u of users) expected.set(u, new Map());
+  for (const r of rows) {
+    if (r.id === null || r.deviceId === null || r.id === me.device) continue;
+    expected.get(r.username)!.set(toB64(r.deviceId), r.id);
+  }
+  const missing: { user: string; devices: string[] }[] = [];
+  const extra: { user: string; devices: string[] }[] = [];
+  for (const u of new Set([...users, ...given.keys()])) {
+    const want = expected.get(u) ?? new Map<string, number>();
+    const have = given.get(u) ?? new Map<string, Uint8Array>();
+    const m = [...want.keys()].filter((d) => !have.has(d));
+    const x = [...have.keys()].filter((d) => !want.has(d));
+    if (m.length) missing.push({ user: u, devices: m });
+    if (x.length) extra.push({ user: u, devices: x });
+  }
+  if (missing.length || extra.length) {
+    const done = await storedResult();
+    if (done) return done;
+    throw new ApiError(409, 'device_mismatch', 'the envelopes do not match the recipients\u2019 active devices', { missing, extra });
+  }
+
+  const targets = [...given].flatMap(([u, ds]) => [...ds].map(([d, envelope]) => ({ device: expected.get(u)!.get(d)!, envelope })));
+  const started = performance.now();
+  const result = await s.writer.submit({
+    senderDevice: me.device,
+    senderUser: me.username,
+    senderDeviceId: me.deviceId,
+    clientId: body.clientMessageId,
+    payload: body.payload,
+    targets,
+  });
+  s.metrics.submitDuration.observe((performance.now() - started) / 1000);
+  s.metrics.messagesSubmitted.inc();
+  s.metrics.envelopesStored.inc({}, targets.length);
+  return result;
+}
+
+type DeviceRow = { username: string; id: number | null; deviceId: Uint8Array | null };
+
+/**
+ * Active devices of these users, from a per-process cache kept for DEVICE_CACHE_MS: the lookup
+ * otherwise costs every submission a query. A list update in this process clears its user's
+ * entry at once (devices.ts); another process's update is seen within DEVICE_CACHE_MS. Either
+ * way a device added at that moment may miss a message, as it may with no cache (the check runs
+ * before the write); a removed device never gets one (the writer re-checks under its row lock).
+ */
+const DEVICE_CACHE_MS = 1000;
+const deviceCache = new WeakMap<RelayServices, Map<string, { rows: DeviceRow[]; at: number }>>();
+
+export function forgetDevices(s: RelayServices, username: string): void {
+  deviceCache.get(s)?.delete(username);
+}
+
+async function activeDeviceRows(s: RelayServices, users: readonly string[]): Promise<DeviceRow[]> {
+  let cache = deviceCache.get(s);
+  if (!cache) deviceCache.set(s, (cache = new Map()));
+  const now = s.now();
+  const out: DeviceRow[] = [];
+  const missing: string[] = [];
+  for (const u of users) {
+    const hit = cache.get(u);
+    if (hit && now - hit.at < DEVICE_CACHE_MS) out.push(...hit.rows);
+    else missing.push(u);
+  }
+  if (missing.length) {
+    const rows = await s.db
+      .select({ username: accounts.username, id: devices.id, deviceId: devices.deviceId })
+      .from(accounts)
+      .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
+      .where(inArray(accounts.username, missing));
+    for (const u of missing) {
+      const mine = rows.filter((r) => r.username === u);
+      if (mine.length) cache.set(u, { rows: mine, at: now });
+    }
+    if (cache.size > 10_000) cache.clear(); // bounded: a cache, not a copy of the database
+    out.push(...rows);
+  }
+  return out;
+}
+
+export function messageRoutes(s: RelayServices) {
+  const { db, config } = s;
+  const Submit = submitSchema(config);
 
   return new Hono<RelayEnv>()
-    .post('/messages', limitBody(config.maxMessageBodyBytes), requireDevice(s), valid('json', Submit), async (c) => {
-      const me = deviceAuth(c);
-      const body = c.req.valid('json');
-      const [done] = await db
-        .select({ messageId: submissions.messageId, timestamp: submissions.createdAt })
-        .from(submissions)
-        .where(and(eq(submissions.senderDevice, me.device), eq(submissions.clientId, body.clientMessageId)));
-      if (done) return c.json(done);
-
-      const users = new Set(body.to.map(requireUsername));
-      users.add(me.username);
-      const given = new Map<string, Map<string, Uint8Array>>(); // user -> device b64 -> envelope
-      for (const e of body.envelopes) {
-        const user = requireUsername(e.user);
-        const key = toB64(e.device);
-        const forUser = given.get(user) ?? new Map<string, Uint8Array>();
-        if (forUser.has(key)) throw new ApiError(400, 'invalid_envelope', 'two envelopes for one device');
-        forUser.set(key, e.body);
-        given.set(user, forUser);
-      }
-
-      const rows = await db
-        .select({ username: accounts.username, id: devices.id, deviceId: devices.deviceId })
-        .from(accounts)
-        .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
-        .where(inArray(accounts.username, [...users]));
-      const known = new Set(rows.map((r) => r.username));
-      const unknown = [...users].filter((u) => !known.has(u));
-      if (unknown.length) throw new ApiError(404, 'unknown_user', 'no such user', { users: unknown });
-
-      const expected = new Map<string, Map<string, number>>(); // user -> device b64 -> row id
-      for (const u of users) expected.set(u, new Map());
-      for (const r of rows) {
-        if (r.id === null || r.deviceId === null || r.id === me.device) continue;
-        expected.get(r.username)!.set(toB64(r.deviceId), r.id);
-      }
-      const missing: { user: string; devices: string[] }[] = [];
-      const extra: { user: string; devices: string[] }[] = [];
-      for (const u of new Set([...users, ...given.keys()])) {
-        const want = expected.get(u) ?? new Map<string, number>();
-        const have = given.get(u) ?? new Map<string, Uint8Array>();
-        const m = [...want.keys()].filter((d) => !have.has(d));
-        const x = [...have.keys()].filter((d) => !want.has(d));
-        if (m.length) missing.push({ user: u, devices: m });
-        if (x.length) extra.push({ user: u, devices: x });
-      }
-      if (missing.length || extra.length) {
-        throw new ApiError(409, 'device_mismatch', 'the envelopes do not match the recipients\u2019 active devices', { missing, extra });
-      }
-
-      const targets = [...given].flatMap(([u, ds]) => [...ds].map(([d, envelope]) => ({ device: expected.get(u)!.get(d)!, envelope })));
-      const result = await s.writer.submit({
-        senderDevice: me.device,
-        senderUser: me.username,
-        senderDeviceId: me.deviceId,
-        clientId: body.clientMessageId,
-        payload: body.payload,
-        targets,
-      });
-      return c.json(result);
-    })
+    .post('/messages', limitBody(config.maxMessageBodyBytes), requireDevice(s), valid('json', Submit), async (c) => c.json(await submitMessage(s, deviceAuth(c), c.req.valid('json'))))
     .get('/inbox', requireDevice(s), valid('query', v.object({ after: v.optional(seqNumber), limit: v.optional(seqNumber) })), async (c) => {
       const me = deviceAuth(c);
       const q = c.req.valid('query');
@@ -116,7 +181,7 @@ export function messageRoutes(s: RelayServices) {
     })
     .post('/inbox/ack', requireDevice(s), valid('json', v.object({ seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) })), async (c) => {
       const { seq } = c.req.valid('json');
-      await ackInbox(db, deviceAuth(c).device, seq);
+      await s.acks.ack(deviceAuth(c).device, seq);
       return c.json({ acked: seq });
     });
 }

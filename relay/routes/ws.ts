@@ -9,6 +9,9 @@
  *   server -> { type: "envelopes", items: [envelope] }   catch-up pages, then live, in seq order
  *   client -> { type: "ack", seq }              deletes the device's envelopes up to seq
  *   server -> { type: "acked", seq }
+ *   client -> { type: "submit", ref, clientMessageId, to, payload, envelopes }   as POST /v1/messages
+ *   server -> { type: "submitted", ref, messageId, timestamp }   once committed
+ *   server -> { type: "submit_error", ref, error, message, ...details }   what the route would answer
  *   server -> { type: "error", error, message } then close
  * Close codes: 4400 bad frame, 4401 not authenticated, 4403 device removed or token replaced,
  * 4008 too far behind (send buffer over wsMaxBufferedBytes): reconnect and resume by seq.
@@ -23,18 +26,26 @@
 import type { WebSocketLike } from '@hono/node-server';
 import type { WSContext } from 'hono/ws';
 import * as v from 'valibot';
-import { ackInbox, readInbox, recordJson } from '../inbox/reader.ts';
+import { readInbox, recordJson } from '../inbox/reader.ts';
 import { errorFields } from '../log.ts';
 import { authenticateDevice, type DeviceAuth } from '../middleware/auth.ts';
 import type { InboxRecord, Subscriber } from '../notify/hub.ts';
 import type { RelayServices } from '../services.ts';
+import { ApiError } from '../errors.ts';
+import { type SubmitBody, submitMessage, submitSchema } from './messages.ts';
+import { describe } from '../validate.ts';
 
 export const WS_CLOSE = { badFrame: 4400, unauthorized: 4401, revoked: 4403, resync: 4008 } as const;
 
-const Frame = v.variant('type', [
-  v.object({ type: v.literal('auth'), token: v.pipe(v.string(), v.maxLength(200)), after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
-  v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) }),
-]);
+const frameSchema = (config: RelayServices['config']) =>
+  v.variant('type', [
+    v.object({ type: v.literal('auth'), token: v.pipe(v.string(), v.maxLength(200)), after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
+    v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) }),
+    // A submission over the socket: the same body and checks as POST /v1/messages, answered by
+    // `submitted` or `submit_error` carrying the client's `ref`.
+    v.object({ ...submitSchema(config).entries, type: v.literal('submit'), ref: v.pipe(v.string(), v.maxLength(64)) }),
+  ]);
+let Frame: ReturnType<typeof frameSchema> | undefined;
 
 type Ws = WSContext<WebSocketLike>;
 
@@ -63,16 +74,25 @@ export class DeviceSocket implements Subscriber {
 
   onMessage(data: unknown): void {
     if (this.closed) return;
-    let frame: v.InferOutput<typeof Frame>;
+    let frame: v.InferOutput<ReturnType<typeof frameSchema>>;
+    let json: unknown;
     try {
-      if (typeof data !== 'string' || data.length > 4096) throw new Error('frame');
-      frame = v.parse(Frame, JSON.parse(data));
-    } catch {
+      if (typeof data !== 'string' || data.length > this.s.config.maxMessageBodyBytes) throw new Error('frame');
+      json = JSON.parse(data);
+      frame = v.parse((Frame ??= frameSchema(this.s.config)), json);
+    } catch (e) {
+      // A submission whose body fails validation is refused like POST /v1/messages' 400, by its
+      // ref; the socket (and the other submissions in flight on it) stays.
+      const ref = (json as { type?: unknown; ref?: unknown } | undefined)?.ref;
+      if (this.auth && e instanceof v.ValiError && (json as { type?: unknown }).type === 'submit' && typeof ref === 'string' && ref.length <= 64) {
+        return this.send({ type: 'submit_error', ref, error: 'invalid_request', message: describe('json', e.issues) });
+      }
       return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'bad frame');
     }
     if (frame.type === 'auth') void this.authenticate(frame.token, frame.after ?? 0);
     else if (!this.auth) this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'authenticate first');
-    else void this.ack(frame.seq);
+    else if (frame.type === 'ack') void this.ack(frame.seq);
+    else void this.submit(frame);
   }
 
   onClose(): void {
@@ -103,9 +123,21 @@ export class DeviceSocket implements Subscriber {
     }
   }
 
+  private async submit(frame: SubmitBody & { ref: string }): Promise<void> {
+    const { ref, type: _type, ...body } = frame as SubmitBody & { ref: string; type: string };
+    try {
+      const r = await submitMessage(this.s, this.auth!, body);
+      this.send({ type: 'submitted', ref, ...r });
+    } catch (e) {
+      if (e instanceof ApiError) return this.send({ type: 'submit_error', ref, ...e.body() });
+      this.s.log('error', 'socket submit failed', errorFields(e));
+      this.send({ type: 'submit_error', ref, error: 'internal', message: 'internal error' });
+    }
+  }
+
   private async ack(seq: number): Promise<void> {
     try {
-      await ackInbox(this.s.db, this.auth!.device, seq);
+      await this.s.acks.ack(this.auth!.device, seq);
       this.send({ type: 'acked', seq });
     } catch (e) {
       this.s.log('error', 'socket ack failed', errorFields(e));
@@ -183,6 +215,7 @@ export class DeviceSocket implements Subscriber {
       return this.fail(WS_CLOSE.resync, 'rate_limited', 'too far behind; reconnect and resume by seq');
     }
     this.sent = recs[recs.length - 1]!.seq;
+    this.s.metrics.envelopesDelivered.inc({}, recs.length);
     this.send({ type: 'envelopes', items: recs.map(recordJson) });
   }
 

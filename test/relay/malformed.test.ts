@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
 import { b64, call, createUser, type TestUser } from './client.ts';
 
+/** A well-formed attachment id that names nothing. */
+const ID = 'A'.repeat(22);
+
 const ROUTES: [string, string][] = [
   ['POST', '/v1/accounts/register/start'],
   ['POST', '/v1/accounts/register/finish'],
@@ -15,6 +18,14 @@ const ROUTES: [string, string][] = [
   ['PUT', '/v1/keys'],
   ['POST', '/v1/messages'],
   ['POST', '/v1/inbox/ack'],
+  ['POST', '/v1/attachments'],
+  ['PUT', `/v1/attachments/${ID}/chunks/0`],
+  ['PUT', '/v1/attachments/short/chunks/0'],
+  ['PUT', `/v1/attachments/${ID}/chunks/-1`],
+  ['PUT', `/v1/attachments/${ID}/chunks/1e3`],
+  ['PUT', `/v1/attachments/${ID}/chunks/9999999999`],
+  ['POST', `/v1/attachments/${ID}/complete`],
+  ['POST', '/v1/attachments/%FF%FE/complete'],
 ];
 
 const BODIES: string[] = [
@@ -43,6 +54,12 @@ const BODIES: string[] = [
   '{"clientMessageId":"x","to":["nobody_here"],"payload":"AAAA","envelopes":[{"user":"nobody_here","device":"AAAA","body":"AAAA"}]}',
   '{"clientMessageId":"x","to":[],"payload":"AAAA","envelopes":[]}',
   '{"clientMessageId":"' + 'x'.repeat(65) + '","to":["a"],"payload":"AAAA","envelopes":[]}',
+  '{"size":0}',
+  '{"size":-1}',
+  '{"size":1.5}',
+  '{"size":1e300}',
+  '{"size":"5"}',
+  '{"size":null}',
 ];
 
 const GETS = [
@@ -61,6 +78,10 @@ const GETS = [
   '/v1/account/backup',
   '/v1/account/devices/AAAA/token',
   '/v1/ws',
+  '/v1/attachments/short',
+  `/v1/attachments/${ID}`,
+  '/v1/attachments/' + 'A'.repeat(5000),
+  '/v1/attachments/%00%00',
 ];
 
 function expectCleanError(r: { status: number; body: any }, what: string) {
@@ -94,6 +115,40 @@ describe.each(backends)('malformed input on $name', (backend) => {
         if (r.status < 400) continue; // e.g. /v1/keys/count with a device token
         expectCleanError(r, `GET ${path} (${token?.slice(0, 3)})`);
       }
+    }
+  });
+
+  test('attachments: odd ids, indices, chunk bodies, methods and ranges on a real upload', async () => {
+    const token = user.devices[0]!.token;
+    const auth = { authorization: `Bearer ${token}` };
+    const made = await call(relay.fetch, 'POST', '/v1/attachments', { token, body: { size: 10 } });
+    expect(made.status).toBe(201);
+    const id: string = made.body.id;
+    // Chunk bodies that do not fit (empty, too long for the slot or the chunk size) and indices that do not parse.
+    const chunkBodies: BodyInit[] = ['', 'x'.repeat(11), new Uint8Array(2 * 1024 * 1024), ...BODIES.filter((b) => b.length > 10)];
+    for (const body of chunkBodies) {
+      for (const idx of ['0', '1', '-0', '+0', '0x1', ' 0', '%30', '00000000000000000001']) {
+        const res = await relay.fetch(`/v1/attachments/${id}/chunks/${idx}`, { method: 'PUT', headers: auth, body });
+        expectCleanError({ status: res.status, body: await res.json() }, `PUT chunk ${idx} (${String(body).slice(0, 20)})`);
+      }
+    }
+    for (const [method, path] of [
+      ['DELETE', `/v1/attachments/${ID}`],
+      ['DELETE', '/v1/attachments/short'],
+      ['POST', `/v1/attachments/${id}`],
+      ['GET', `/v1/attachments/${id}/chunks/0`],
+      ['GET', `/v1/attachments/${id}`], // incomplete
+      ['POST', `/v1/attachments/${id}/complete`], // nothing uploaded
+    ] as const) {
+      expectCleanError(await call(relay.fetch, method, path, { token }), `${method} ${path}`);
+    }
+    expect((await relay.fetch(`/v1/attachments/${id}/chunks/0`, { method: 'PUT', headers: auth, body: 'ten bytes!' })).status).toBe(204);
+    expect((await call(relay.fetch, 'POST', `/v1/attachments/${id}/complete`, { token })).status).toBe(200);
+    for (const range of ['bytes=99999999999999999999-', 'bytes=-99999999999999999999', 'bytes=10-', 'bytes=--1', 'bytes=1-2-3', 'bytes=0-0;q=1', 'bytes=0-0, 1-1']) {
+      const res = await relay.fetch(`/v1/attachments/${id}`, { headers: { ...auth, range } });
+      expect(res.status, range).toBeLessThan(500);
+      if (res.status >= 400) expectCleanError({ status: res.status, body: await res.json() }, range);
+      else await res.arrayBuffer();
     }
   });
 

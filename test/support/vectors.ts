@@ -4,6 +4,7 @@
 // the same check and proves it fails when any recorded byte changes. Await crypto's `ready()` first.
 import { attachmentTopic } from './vectors/attachment.ts';
 import { compareJson, describeError, type Earlier, In, type Json, Tally, type Topic, VECTOR_FORMAT_VERSION, type VectorCase, type VectorFile } from './vectors/core.ts';
+import { deviceLinkTopic } from './vectors/device-link.ts';
 import { deviceListTopic } from './vectors/device-list.ts';
 import { fanoutTopic } from './vectors/fanout.ts';
 import { identityTopic } from './vectors/identity.ts';
@@ -21,6 +22,7 @@ export const TOPICS: readonly Topic[] = [
   kdfTopic,
   identityTopic,
   deviceListTopic,
+  deviceLinkTopic,
   prekeysTopic,
   sessionSetupTopic,
   ratchetTopic,

@@ -1,0 +1,222 @@
+// npm run bench:relay — the relay under load, as deployed: relay/server.ts in its own process
+// on PostgreSQL (TEST_DATABASE_URL / DATABASE_URL, or the local server at 127.0.0.1:5432, in a
+// database of its own, dropped at the end; PGlite when none answers), and this process as the
+// load generator, on the same cores. About 100 s.
+//
+//   throughput: 20 sender/receiver pairs over WebSocket, 100-byte envelopes (and 100-byte
+//     payloads), 1 and 16 submissions in flight per sender; delivered msgs/s and end-to-end
+//     latency (sender's send -> receiver's frame) p50/p99. The relay answers a submission only
+//     after its transaction committed. Envelopes are random bytes: the relay never decrypts, so
+//     client-side crypto would only measure the load generator. Receivers ack every frame.
+//   baselines in the same run: a bare `ws` forwarder (relay-forwarder.ts: same frames, no
+//     storage) and raw PostgreSQL writes of the same rows (relay-baselines.ts).
+//   Each round runs every case once (relay and forwarder interleaved), so a burst of other load
+//     on the machine spoils one round of several cases — which the median of 3 drops.
+//   CPU per delivered message of the server, its PostgreSQL backends and the load generator
+//     (from /proc), and how busy the whole machine was: what bounds each figure.
+//   catch-up: 10,000 queued envelopes read by one device over its socket (auth -> last frame);
+//   memory: server RSS growth per idle authenticated WebSocket (2,000 of them).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import postgres from 'postgres';
+import { createUser } from '../relay/client.ts';
+import type { Fetch } from '../relay/harness.ts';
+import { spawnRelay } from '../support/relay-process.ts';
+import { type StorageBaselines, storageBaselines } from './relay-baselines.ts';
+import { type Conn, connect, type CpuSplit, median, type Pair, pct, run } from './relay-load.ts';
+
+const log = (s: string) => process.stderr.write(s + '\n');
+const PAIRS = 20;
+const ROUNDS = 3;
+const TIMING = { warmMs: 1000, runMs: 4000 };
+const CATCH_UP = 10_000;
+const IDLE = 2000;
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+const load0 = loadavg()[0]!;
+
+// ---- database ----------------------------------------------------------------------------
+const base = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const dbName = `petrel_bench_${randomBytes(4).toString('hex')}`;
+let admin: postgres.Sql | undefined = postgres(base, { max: 1, connect_timeout: 2, onnotice: () => {} });
+let dbUrl: string | undefined;
+try {
+  await admin.unsafe(`CREATE DATABASE ${dbName}`);
+  const u = new URL(base);
+  u.pathname = `/${dbName}`;
+  dbUrl = u.toString();
+} catch {
+  log('no PostgreSQL reachable: using PGlite');
+  await admin.end().catch(() => {});
+  admin = undefined;
+}
+// The relay's own connections: autovacuum workers (cleaning up after earlier runs, whichever
+// case happens to be running) are left out of the per-message split.
+const dbPids = async () =>
+  admin && dbUrl ? (await admin`SELECT pid FROM pg_stat_activity WHERE datname = ${dbName} AND backend_type = 'client backend'`).map((r) => Number(r.pid)) : [];
+
+// Every message leaves dead rows (inbox, payloads, counter versions) that autovacuum cleans up in a
+// deployment. Where it is off (this machine's shared server), they pile up over the ~300,000
+// messages of a run and each round would pay for the earlier ones: vacuum between runs instead.
+const relayDb = dbUrl ? postgres(dbUrl, { max: 1, onnotice: () => {} }) : undefined;
+const vacuum = relayDb && (await relayDb`SHOW autovacuum`)[0]!.autovacuum === 'off' ? () => relayDb.unsafe('VACUUM devices, inbox, payloads, submissions') : undefined;
+if (vacuum) log('autovacuum is off: vacuuming between runs');
+
+const relay = await spawnRelay({ ...(dbUrl ? { databaseUrl: dbUrl } : {}), env: { PETREL_RATE_LIMIT_SCALE: '10000', PETREL_PUSH_GRACE_MS: '3600000' } });
+const relayPid = relay.child.pid!;
+const fetch: Fetch = (path, init) => globalThis.fetch(relay.url + path, init);
+const wsUrl = relay.url.replace('http', 'ws') + '/v1/ws';
+log(`relay pid ${relayPid} on ${relay.url} (${dbUrl ? 'PostgreSQL' : 'PGlite'})`);
+const fwd = spawn(process.execPath, ['--import', 'tsx', 'test/bench/relay-forwarder.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const fwdUrl = `ws://127.0.0.1:${await new Promise<number>((r) => createInterface({ input: fwd.stdout! }).once('line', (l) => r(JSON.parse(l).port)))}`;
+async function cleanUp(): Promise<void> {
+  fwd.kill();
+  await relayDb?.end();
+  await relay.close();
+  if (admin) {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+// A failure anywhere below still stops both servers and drops the database.
+process.once('uncaughtException', (e) => {
+  log(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  void cleanUp().finally(() => process.exit(1));
+});
+
+log(`registering ${PAIRS} pairs...`);
+const pairs: Pair[] = [];
+for (let i = 0; i < PAIRS; i++) {
+  const s = await createUser(fetch, `bs${i}${randomBytes(3).toString('hex')}`, 1, 0);
+  const r = await createUser(fetch, `br${i}${randomBytes(3).toString('hex')}`, 1, 0);
+  pairs.push({ from: { user: s.name, token: s.devices[0]!.token }, to: { user: r.name, token: r.devices[0]!.token, device: b64(r.devices[0]!.keys.deviceId) } });
+}
+
+// ---- throughput ----------------------------------------------------------------------------
+interface Series {
+  rate: number[];
+  p50: number[];
+  p99: number[];
+  cpu: CpuSplit[];
+  acked: number;
+}
+const cases = [
+  { id: 'relay1', url: wsUrl, inFlight: 1, pid: relayPid, tokens: (p: Pair): [string, string] => [p.from.token, p.to.token] },
+  { id: 'fwd1', url: fwdUrl, inFlight: 1, pid: fwd.pid!, tokens: (p: Pair): [string, string] => [p.from.user, p.to.user] },
+  { id: 'relay16', url: wsUrl, inFlight: 16, pid: relayPid, tokens: (p: Pair): [string, string] => [p.from.token, p.to.token] },
+  { id: 'fwd16', url: fwdUrl, inFlight: 16, pid: fwd.pid!, tokens: (p: Pair): [string, string] => [p.from.user, p.to.user] },
+];
+const results = new Map<string, Series>(cases.map((c) => [c.id, { rate: [], p50: [], p99: [], cpu: [], acked: 0 }]));
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const c of cases) {
+    const isRelay = c.id.startsWith('relay');
+    if (isRelay) await vacuum?.();
+    const r = await run({ ...TIMING, url: c.url, pairs, inFlight: c.inFlight, tokens: c.tokens, serverPid: c.pid, dbPids: isRelay ? dbPids : async () => [] });
+    const s = results.get(c.id)!;
+    s.rate.push(r.rate);
+    s.p50.push(pct(r.lat, 0.5));
+    s.p99.push(pct(r.lat, 0.99));
+    s.cpu.push(r.cpu);
+    s.acked += r.acked;
+    log(`  round ${round} ${c.id.padEnd(7)} ${Math.round(r.rate)} msgs/s, p50 ${pct(r.lat, 0.5).toFixed(2)} ms, p99 ${pct(r.lat, 0.99).toFixed(2)} ms, cpu µs/msg server ${r.cpu.serverUs.toFixed(0)} db ${r.cpu.dbUs.toFixed(0)} loadgen ${r.cpu.loadgenUs.toFixed(0)}, machine ${(r.cpu.machineBusy * 100).toFixed(0)}% busy`);
+  }
+}
+
+// ---- raw PostgreSQL ------------------------------------------------------------------------
+let raw: StorageBaselines | undefined;
+if (dbUrl) {
+  log('raw PostgreSQL writes...');
+  raw = await storageBaselines(dbUrl, PAIRS);
+}
+
+// ---- catch-up of 10,000 --------------------------------------------------------------------
+log(`catch-up: queueing ${CATCH_UP} envelopes...`);
+const cu = pairs[0]!;
+const envelope = b64(randomBytes(100));
+const frame = (ref: string) =>
+  JSON.stringify({ type: 'submit', ref, clientMessageId: ref, to: [cu.to.user], payload: envelope, envelopes: [{ user: cu.to.user, device: cu.to.device, body: envelope }] });
+await new Promise<void>((resolve) => {
+  let sent = 0;
+  let done = 0;
+  let sender: Conn;
+  void connect(wsUrl, cu.from.token, (f) => {
+    if (f.type !== 'submitted') return;
+    if (++done === CATCH_UP) resolve();
+    else if (sent < CATCH_UP) sender.ws.send(frame(`cu-${sent++}`));
+  }).then((c) => {
+    sender = c;
+    for (let i = 0; i < 32; i++) c.ws.send(frame(`cu-${sent++}`));
+  });
+});
+// The receiver's cursor: everything before the queue was acknowledged in the runs above.
+const first = (await (await fetch('/v1/inbox?after=0&limit=1', { headers: { authorization: `Bearer ${cu.to.token}` } })).json()) as { envelopes: { seq: number }[] };
+const after = first.envelopes[0] ? first.envelopes[0].seq - 1 : 0;
+const catchUps: number[] = [];
+for (let round = 0; round < 3; round++) {
+  let got = 0;
+  let conn: Conn | undefined;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    void connect(wsUrl, cu.to.token, (f) => {
+      if (f.type === 'envelopes' && (got += f.items.length) >= CATCH_UP) resolve();
+    }, after).then((c) => (conn = c));
+  });
+  catchUps.push((performance.now() - t0) / 1000);
+  conn?.ws.close();
+  log(`  catch-up round ${round + 1}: ${catchUps.at(-1)!.toFixed(3)} s`);
+}
+
+// ---- memory per idle socket ----------------------------------------------------------------
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relayPid}/status`, 'utf8'))![1]) * 1024;
+await new Promise((r) => setTimeout(r, 1000));
+const before = rss();
+const idle: Conn[] = [];
+for (let i = 0; i < IDLE; i += 100) idle.push(...(await Promise.all(Array.from({ length: 100 }, (_, k) => connect(wsUrl, pairs[(i + k) % PAIRS]!.to.token, () => {}, 1e12)))));
+await new Promise((r) => setTimeout(r, 2000));
+const perSocket = (rss() - before) / IDLE;
+for (const c of idle) c.ws.close();
+
+// Every acknowledged submission has its row: the relay answers after COMMIT (a submission still in
+// flight when a run stopped is stored without its answer having been counted).
+const stored = relayDb ? Number((await relayDb`SELECT count(*) AS n FROM submissions`)[0]!.n) : NaN;
+
+await cleanUp();
+report();
+process.exit(0);
+
+function report(): void {
+  const fmt = (n: number) => Math.round(n).toLocaleString('en');
+  const mark = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+  const m = (id: string) => {
+    const s = results.get(id)!;
+    const cpu = (k: keyof CpuSplit) => median(s.cpu.map((c) => c[k]));
+    return { rate: median(s.rate), p50: median(s.p50), p99: median(s.p99), server: cpu('serverUs'), db: cpu('dbUs'), gen: cpu('loadgenUs'), busy: cpu('machineBusy') };
+  };
+  const [r1, f1, r16, f16] = ['relay1', 'fwd1', 'relay16', 'fwd16'].map(m) as [ReturnType<typeof m>, ReturnType<typeof m>, ReturnType<typeof m>, ReturnType<typeof m>];
+  const row = (mk: string, label: string, x: ReturnType<typeof m>, target: string) =>
+    console.log(`${mk.padEnd(4)} ${label.padEnd(34)} ${fmt(x.rate).padStart(7)}  ${x.p50.toFixed(2).padStart(6)}  ${x.p99.toFixed(2).padStart(6)}   ${target}`);
+  console.log(`\nPetrel relay benchmark — ${dbUrl ? 'PostgreSQL' : 'PGlite'}, ${PAIRS} pairs over WebSocket, 100-byte envelopes, medians of ${ROUNDS} runs of ${TIMING.runMs / 1000} s`);
+  console.log(`load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after (${availableParallelism()} cores shared by relay, database and load generator)`);
+  console.log(vacuum ? 'autovacuum is off on this server: the relay tables were vacuumed before each relay run\n' : '');
+  console.log(`${''.padEnd(4)} ${''.padEnd(34)} ${'msgs/s'.padStart(7)}  ${'p50 ms'.padStart(6)}  ${'p99 ms'.padStart(6)}   target`);
+  row(mark(r1.rate >= 10_000 && r1.p99 <= 10), 'relay, 1 in flight per pair', r1, '>= 10,000 msgs/s, p99 <= 10 ms');
+  row(mark(r16.rate >= 20_000 && r16.p99 <= 40), 'relay, 16 in flight per pair', r16, '>= 20,000 msgs/s, p99 <= 40 ms');
+  row('', 'bare ws forwarder, 1 in flight', f1, 'baseline (issue: ~31,000)');
+  row('', 'bare ws forwarder, 16 in flight', f16, 'baseline (issue: ~63,000)');
+  if (raw) {
+    console.log(`     raw PostgreSQL, inbox rows, one commit each, 20 connections   ${fmt(raw.singleRowCommits).padStart(7)} rows/s (issue: ~7,300)`);
+    console.log(`     raw PostgreSQL, inbox rows, 100 per statement, 4 connections   ${fmt(raw.batchedRows).padStart(7)} rows/s (issue: ~94,000)`);
+    console.log(`     raw PostgreSQL, a message's rows, 100 per statement            ${fmt(raw.batchedMessages).padStart(7)} msgs/s (storage floor)`);
+  }
+  console.log(`${mark(median(catchUps) <= 0.5).padEnd(4)} catch-up of ${fmt(CATCH_UP)} envelopes by one device: ${median(catchUps).toFixed(3)} s (target <= 0.5 s)`);
+  console.log(`${mark(perSocket <= 50 * 1024).padEnd(4)} server memory per idle WebSocket: ${(perSocket / 1024).toFixed(1)} KB (target <= 50 KB)`);
+  const acked = results.get('relay1')!.acked + results.get('relay16')!.acked + CATCH_UP;
+  if (dbUrl) console.log(`${mark(stored >= acked).padEnd(4)} committed before acknowledged: ${fmt(acked)} submissions acknowledged, ${fmt(stored)} stored`);
+  console.log('\nCPU per delivered message (µs; relay process, its PostgreSQL connections, load generator) and machine busy:');
+  for (const [label, x] of [['relay, 1 in flight', r1], ['relay, 16 in flight', r16], ['forwarder, 1 in flight', f1], ['forwarder, 16 in flight', f16]] as const) {
+    const total = x.server + x.db + x.gen;
+    console.log(`  ${label.padEnd(24)} server ${x.server.toFixed(0).padStart(4)}  db ${x.db.toFixed(0).padStart(4)}  loadgen ${x.gen.toFixed(0).padStart(4)}  = ${total.toFixed(0).padStart(4)} µs -> at most ~${fmt((availableParallelism() * 1e6) / total)} msgs/s on ${availableParallelism()} cores; machine ${(x.busy * 100).toFixed(0)}% busy`);
+  }
+}

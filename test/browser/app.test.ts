@@ -1,0 +1,178 @@
+// The PWA in a real Chromium: register, chat live, link a device with the code, a group of
+// three, offline and back, a push that the service worker decrypts into a notification, and
+// the update prompt (which keeps a half-written message). The shell itself (CSP, install
+// criteria, offline start, keyboard, labels) is shell.test.ts. Screenshots go to
+// test/artifacts/screenshots/.
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { uniqueName } from '../relay/harness.ts';
+import { announceChromium, hasChromium, type Lab, shot, startLab } from './harness.ts';
+
+announceChromium('app.test.ts');
+
+async function register(page: Page, name: string, password = 'a long password') {
+  await page.getByRole('tab', { name: 'Create account' }).click();
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('navigation', { name: 'Conversations' }).waitFor();
+}
+
+async function openChat(page: Page, title: string) {
+  // On a phone-sized window the list is hidden while a conversation is open.
+  const back = page.getByRole('button', { name: 'Back to conversations' });
+  if (await back.isVisible()) await back.click();
+  await page.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: new RegExp(title) }).first().click();
+}
+
+async function send(page: Page, text: string) {
+  await page.getByLabel('Message', { exact: true }).fill(text);
+  await page.getByRole('button', { name: 'Send' }).click();
+}
+
+const bubbles = (page: Page) => page.locator('.bubble .text');
+
+describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
+  let lab: Lab;
+  const alice = uniqueName('alice');
+  const bob = uniqueName('bob');
+  const carol = uniqueName('carol');
+  let a1: Page, b1: Page, a2: Page, c1: Page;
+
+  beforeAll(async () => {
+    lab = await startLab();
+  }, 120_000);
+  afterAll(async () => lab?.close());
+
+  test('shows the welcome screen', async () => {
+    ({ page: a1 } = await lab.device('alice desktop'));
+    await expect(a1.getByRole('heading', { name: 'Petrel' }).isVisible()).resolves.toBe(true);
+    await a1.evaluate(() => navigator.serviceWorker.ready);
+  }, 60_000);
+
+  test('register Alice and Bob; they chat live both ways', async () => {
+    await register(a1, alice);
+    await shot(a1, '02-empty-conversations');
+    ({ page: b1 } = await lab.device('bob phone'));
+    await register(b1, bob);
+    await a1.getByRole('button', { name: 'New chat' }).click();
+    await a1.getByLabel('Username').fill(bob);
+    await a1.getByRole('button', { name: 'Start chat' }).click();
+    await send(a1, 'Hello Bob, this is end-to-end encrypted');
+    await expect.poll(() => a1.locator('.bubble.mine').first().getAttribute('data-status'), { timeout: 15_000 }).toMatch(/sent|delivered|read/);
+    await openChat(b1, alice);
+    await b1.locator('.bubble .text', { hasText: 'Hello Bob' }).waitFor({ timeout: 15_000 });
+    await send(b1, 'Hi Alice! Got it 👍');
+    await a1.locator('.bubble .text', { hasText: 'Hi Alice!' }).waitFor({ timeout: 15_000 });
+    await expect.poll(() => a1.locator('.bubble.mine').first().getAttribute('data-status'), { timeout: 15_000 }).toBe('read');
+    await shot(a1, '03-conversation-desktop');
+    await shot(b1, '04-conversation-phone');
+  }, 90_000);
+
+  test('link a second Alice device with the code; it gets history and live messages', async () => {
+    ({ page: a2 } = await lab.device('alice laptop'));
+    await a2.getByRole('tab', { name: 'Link this device' }).click();
+    await a2.getByRole('button', { name: 'Show link code' }).click();
+    const code = await a2.getByTestId('link-code').inputValue();
+    expect(code.length).toBe(87);
+    await shot(a2, '05-link-code');
+    await a1.getByRole('button', { name: 'Settings' }).click();
+    await a1.getByTestId('approve-code').fill(code);
+    await a1.getByRole('button', { name: 'Approve device' }).click();
+    await a2.getByRole('navigation', { name: 'Conversations' }).waitFor({ timeout: 60_000 });
+    await shot(a1, '06-settings-devices');
+    await a1.getByRole('button', { name: 'Close' }).click();
+    await openChat(a2, bob);
+    await a2.locator('.bubble .text', { hasText: 'Hello Bob' }).waitFor({ timeout: 30_000 });
+    await send(b1, 'Both of your devices see this');
+    await a2.locator('.bubble .text', { hasText: 'Both of your devices' }).waitFor({ timeout: 15_000 });
+    await a1.locator('.bubble .text', { hasText: 'Both of your devices' }).waitFor({ timeout: 15_000 });
+  }, 120_000);
+
+  test('a group of three', async () => {
+    ({ page: c1 } = await lab.device('carol desktop'));
+    await register(c1, carol);
+    await a1.getByRole('button', { name: 'New group' }).click();
+    await a1.getByLabel('Group name').fill('Lighthouse');
+    await a1.getByLabel(/Members/).fill(`${bob}, ${carol}`);
+    await a1.getByRole('button', { name: 'Create group' }).click();
+    await a1.getByRole('heading', { name: 'Lighthouse' }).waitFor();
+    await send(a1, 'Welcome to the group');
+    for (const p of [b1, c1]) {
+      const back = p.getByRole('button', { name: 'Back to conversations' });
+      if (await back.isVisible()) await back.click();
+      await p.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Lighthouse/ }).waitFor({ timeout: 20_000 });
+      await openChat(p, 'Lighthouse');
+      await p.locator('.bubble .text', { hasText: 'Welcome to the group' }).waitFor({ timeout: 20_000 });
+    }
+    await send(c1, 'Carol here');
+    await a1.locator('.bubble .text', { hasText: 'Carol here' }).waitFor({ timeout: 20_000 });
+    await b1.locator('.bubble .text', { hasText: 'Carol here' }).waitFor({ timeout: 20_000 });
+    await a1.getByRole('button', { name: 'Group info' }).click();
+    await shot(a1, '07-group-info');
+    await a1.getByRole('button', { name: 'Close' }).click();
+  }, 120_000);
+
+  test('offline: history from IndexedDB after a reload, the message waits, then is delivered', async () => {
+    await openChat(a1, bob);
+    await a1.context().setOffline(true);
+    await send(a1, 'Sent while offline');
+    // In the outbox (IndexedDB) once it shows as pending; a reload before that could lose it.
+    const waiting = a1.locator('.bubble.mine[data-status="pending"]', { hasText: 'Sent while offline' });
+    await waiting.waitFor({ timeout: 10_000 });
+    await a1.locator('.outbox').waitFor({ timeout: 10_000 });
+    await a1.reload();
+    await a1.waitForSelector('body[data-ready="true"]');
+    await openChat(a1, bob);
+    await a1.locator('.bubble .text', { hasText: 'Hello Bob' }).waitFor();
+    await waiting.waitFor(); // still waiting after the reload: the outbox survived it
+    await shot(a1, '08-offline');
+    await openChat(b1, alice);
+    await a1.context().setOffline(false);
+    await b1.locator('.bubble .text', { hasText: 'Sent while offline' }).waitFor({ timeout: 40_000 });
+    await a1.locator('.outbox').waitFor({ state: 'detached', timeout: 20_000 });
+  }, 90_000);
+
+  test('a push delivered to the service worker shows a decrypted notification', async () => {
+    // Bob closes the app; a same-origin page without the app stays open to talk to the worker.
+    const ctx = b1.context();
+    const quiet = await ctx.newPage();
+    await quiet.goto(lab.relay.url + '/manifest.webmanifest');
+    await b1.close();
+    await send(a1, 'Ping for your lock screen');
+    // The push must find the message at the relay: wait until the relay has accepted it.
+    await a1.locator('.bubble.mine:not([data-status="pending"])', { hasText: 'Ping for your lock screen' }).waitFor({ timeout: 20_000 });
+    const cdp = await ctx.newCDPSession(quiet);
+    const registration = new Promise<string>((resolve) =>
+      cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: { registrationId: string; scopeURL: string; isDeleted: boolean }[] }) => {
+        const r = e.registrations.find((x) => !x.isDeleted);
+        if (r) resolve(r.registrationId);
+      }),
+    );
+    await cdp.send('ServiceWorker.enable');
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin: lab.relay.url, registrationId: await registration, data: '{"v":1,"type":"sync"}' });
+    const notes = await expect
+      .poll(async () => quiet.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body }))), { timeout: 20_000 })
+      .toEqual(expect.arrayContaining([{ title: alice, body: 'Ping for your lock screen' }]));
+    void notes;
+  }, 60_000);
+
+  test('a new version shows the update prompt; reloading keeps the half-written message', async () => {
+    await openChat(a1, bob);
+    await a1.getByLabel('Message', { exact: true }).fill('half-written, not sent yet');
+    appendFileSync(join(lab.webRoot, 'sw.js'), `\n// version bump ${Date.now()}\n`);
+    await a1.evaluate(async () => (await navigator.serviceWorker.getRegistration())!.update());
+    await a1.getByText('A new version of Petrel is ready').waitFor({ timeout: 20_000 });
+    await shot(a1, '09-update-available');
+    // Nothing happens until the person clicks; then the new worker takes over and the page reloads.
+    expect(await a1.getByLabel('Message', { exact: true }).inputValue()).toBe('half-written, not sent yet');
+    await Promise.all([a1.waitForEvent('load', { timeout: 20_000 }), a1.getByRole('button', { name: 'Reload' }).click()]);
+    await a1.waitForSelector('body[data-ready="true"]');
+    await openChat(a1, bob);
+    expect(await a1.getByLabel('Message', { exact: true }).inputValue()).toBe('half-written, not sent yet');
+    expect(await a1.getByText('A new version of Petrel is ready').count()).toBe(0);
+    expect(lab.problems.filter((p) => !/Failed to load resource|ERR_INTERNET_DISCONNECTED|net::ERR/.test(p))).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,205 @@
+// The engine end to end against an in-process relay (app.request, no port) on PGlite and, when
+// TEST_DATABASE_URL is set, PostgreSQL: accounts, 1:1, own devices (link and password login),
+// groups, receipts, edits, offline outbox. Each device has its own in-memory store.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Engine } from '../../web/core/engine.ts';
+import type { Fetch } from '../../web/core/net/api.ts';
+import { MemoryStore } from '../../web/core/store/memory-store.ts';
+import { sql } from 'drizzle-orm';
+import { generateAccountKey, generateDevice, newDeviceList, signDeviceList, systemRng } from '../../crypto/index.ts';
+import { call, login } from '../relay/client.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName } from '../relay/harness.ts';
+
+const BASE = 'http://relay.test';
+
+describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
+  let relay: TestRelay;
+  let down = false;
+  const fetch: Fetch = async (url, init) => {
+    if (down) throw new TypeError('fetch failed');
+    return relay.app.request(url.slice(BASE.length), init as RequestInit);
+  };
+  const device = (name = 'test device') => Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch, deviceName: name });
+
+  beforeAll(async () => {
+    relay = await startTestRelay(backend);
+  });
+  afterAll(async () => relay?.close());
+
+  test('two users chat; receipts and edits flow back', async () => {
+    const a = await device();
+    const b = await device();
+    const an = uniqueName('alice');
+    const bn = uniqueName('bob');
+    await a.register(an, 'correct horse');
+    await b.register(bn, 'battery staple');
+    const conv = await a.openDirect(bn);
+    expect(await a.send(conv, 'hello bob')).toMatchObject({ status: 'sent' });
+    const got = await b.sync();
+    expect(got.map((m) => [m.conversation, m.from, m.text])).toEqual([[`dm:${an}`, an, 'hello bob']]);
+    // Bob's delivery receipt reaches Alice.
+    await a.sync();
+    const [mine] = await a.messages(conv);
+    expect(mine!.status).toBe('delivered');
+    await b.markRead(`dm:${an}`);
+    await a.sync();
+    expect((await a.messages(conv))[0]!.status).toBe('read');
+    await a.edit(conv, `${an}/${mine!.id}`, 'hello, Bob');
+    await b.sync();
+    expect((await b.messages(`dm:${an}`))[0]).toMatchObject({ text: 'hello, Bob', edited: true });
+  });
+
+  test('a linked device and a password-login device get history and new messages', async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const an = uniqueName('alice');
+    const bn = uniqueName('bob');
+    await a1.register(an, 'pw-a');
+    await b.register(bn, 'pw-b');
+    await a1.send(await a1.openDirect(bn), 'before linking');
+
+    const a2 = await device('laptop');
+    const link = await a2.startLink({ pollMs: 50 });
+    const approving = a1.approveLink(link.code, { pollMs: 50 });
+    await link.done;
+    await approving;
+    await a2.sync();
+    expect(a2.state()).toMatchObject({ username: an, hasAccountKey: true });
+    expect((await a2.history()).map((m) => m.text)).toContain('before linking');
+
+    const a3 = await device('tablet');
+    await a3.login(an, 'pw-a');
+    await a1.sync(); // a1 is the first device: it sends the history to a3
+    await a3.sync();
+    expect((await a3.history()).map((m) => m.text)).toContain('before linking');
+    expect((await a1.devices()).length).toBe(3);
+
+    await b.sync();
+    await b.send(`dm:${an}`, 'hi all of you');
+    for (const d of [a1, a2, a3]) expect((await d.sync()).map((m) => m.text)).toContain('hi all of you');
+    // A transcript of what a2 sends reaches a1 and a3.
+    await a2.send(`dm:${bn}`, 'from the laptop');
+    for (const d of [a1, a3]) expect((await d.sync()).map((m) => m.text)).toContain('from the laptop');
+    expect((await b.sync()).map((m) => m.text)).toContain('from the laptop');
+  });
+
+  test('groups: create, message, remove a member who then receives nothing', async () => {
+    const [a, b, c] = [await device(), await device(), await device()];
+    const [an, bn, cn] = [uniqueName('a'), uniqueName('b'), uniqueName('c')];
+    await a.register(an, 'p');
+    await b.register(bn, 'p');
+    await c.register(cn, 'p');
+    const g = await a.createGroup('trip', [bn, cn]);
+    await b.sync();
+    await c.sync();
+    await b.send(g, 'hello group');
+    expect((await a.sync()).map((m) => m.text)).toContain('hello group');
+    expect((await c.sync()).map((m) => m.text)).toContain('hello group');
+    await a.removeMember(g, cn);
+    await b.sync();
+    await c.sync();
+    await b.send(g, 'secret after removal');
+    expect((await a.sync()).map((m) => m.text)).toContain('secret after removal');
+    expect((await c.sync()).map((m) => m.text)).not.toContain('secret after removal');
+    expect((await c.conversations()).find((x) => x.id === g)!.left).toBe(true);
+  });
+
+  test('offline: messages wait in the outbox and go out once the relay is back', async () => {
+    const [a, b] = [await device(), await device()];
+    const [an, bn] = [uniqueName('a'), uniqueName('b')];
+    await a.register(an, 'p');
+    await b.register(bn, 'p');
+    const conv = await a.openDirect(bn);
+    down = true;
+    try {
+      for (let i = 0; i < 5; i++) expect((await a.send(conv, `offline ${i}`)).status).toBe('pending');
+    } finally {
+      down = false;
+    }
+    await a.ctx.store.write(['outbox'], async (tx) => {
+      for (const r of await tx.getAll('outbox')) await tx.put('outbox', { ...r, nextAttemptAt: 0 });
+    });
+    await a.drainOutbox();
+    expect((await b.sync()).map((m) => m.text)).toEqual([0, 1, 2, 3, 4].map((i) => `offline ${i}`));
+  });
+
+  test('a changed account key raises a warning and clears verification', async () => {
+    const [a, b] = [await device(), await device()];
+    const [an, bn] = [uniqueName('a'), uniqueName('b')];
+    await a.register(an, 'p');
+    await b.register(bn, 'pb');
+    const conv = await a.openDirect(bn);
+    await a.send(conv, 'hi');
+    await a.markVerified(bn);
+    expect((await a.safetyNumber(bn)).verified).toBe(true);
+    const before = (await a.safetyNumber(bn)).digits;
+    // The account is reset on the relay (as a relay operator, or an account recovery, could do):
+    // a new account key signs a new list.
+    await relay.services.db.execute(sql`UPDATE accounts SET account_key = NULL WHERE username = ${bn}`);
+    await relay.services.db.execute(sql`DELETE FROM device_lists WHERE account_id = (SELECT id FROM accounts WHERE username = ${bn})`);
+    const session = (await login(relay.fetch, bn, 'pb')).body.sessionToken as string;
+    const k2 = generateAccountKey(systemRng);
+    const d2 = generateDevice(systemRng);
+    const list = signDeviceList(newDeviceList(bn, k2.publicKey, d2, 'new phone', Date.now()), k2);
+    expect((await call(relay.fetch, 'PUT', '/v1/account/devices', { token: session, body: { list: Buffer.from(list.bytes).toString('base64url') } })).status).toBe(200);
+
+    const events: string[] = [];
+    a.on((e) => e.type === 'key-changed' && events.push(e.user));
+    await a.safetyNumber(bn);
+    expect(events).toEqual([bn]);
+    const sn = await a.safetyNumber(bn);
+    expect(sn).toMatchObject({ verified: false, keyChanged: true });
+    expect(sn.digits).not.toBe(before);
+    expect((await a.conversations()).find((c) => c.id === conv)!.keyWarning).toBe(true);
+  });
+
+  test('an undecryptable envelope is recorded and the session repaired', async () => {
+    const [a, b] = [await device(), await device()];
+    const [an, bn] = [uniqueName('a'), uniqueName('b')];
+    await a.register(an, 'p');
+    await b.register(bn, 'p');
+    const conv = await a.openDirect(bn);
+    await a.send(conv, 'one');
+    await b.sync();
+    await a.sync();
+    // Bob loses his session with Alice (say, restored from an old copy of his profile).
+    await b.ctx.store.write(['sessions'], (tx) => tx.clear('sessions'));
+    b.ctx.sessions.clear();
+    await a.send(conv, 'lost in transit');
+    const errors: string[] = [];
+    b.on((e) => e.type === 'error' && errors.push(e.code));
+    expect((await b.sync()).map((m) => m.text)).toEqual([]);
+    expect((await b.failures()).map((f) => f.error)).toEqual(['no_session']);
+    expect(errors).toContain('undecryptable');
+    await a.sync(); // receives Bob's repair request on a fresh session
+    await a.send(conv, 'after the repair');
+    expect((await b.sync()).map((m) => m.text)).toEqual(['after the repair']);
+  });
+
+  test('reactions, deletes and attachments', async () => {
+    const [a, b] = [await device(), await device()];
+    const [an, bn] = [uniqueName('a'), uniqueName('b')];
+    await a.register(an, 'p');
+    await b.register(bn, 'p');
+    const conv = await a.openDirect(bn);
+    const { id } = await a.send(conv, 'react to this');
+    await b.sync();
+    await b.react(`dm:${an}`, `${an}/${id}`, '👍');
+    await a.sync();
+    expect((await a.messages(conv))[0]!.reactions).toEqual({ [bn]: '👍' });
+    await a.deleteForEveryone(conv, `${an}/${id}`);
+    await b.sync();
+    expect((await b.messages(`dm:${an}`))[0]).toMatchObject({ deleted: true, text: '' });
+    await expect(b.edit(`dm:${an}`, `${an}/${id}`, 'not mine')).rejects.toMatchObject({ code: 'forbidden' });
+
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+    const progress: number[] = [];
+    const sent = await a.sendAttachment(conv, { name: 'photo.png', mime: 'image/png', bytes }, 'a photo', (done) => progress.push(done));
+    expect(sent.status).toBe('sent');
+    expect(progress.at(-1)).toBeGreaterThan(bytes.length);
+    const [m] = (await b.sync()).filter((x) => x.attachment);
+    expect(m).toMatchObject({ text: 'a photo', attachment: { name: 'photo.png', mime: 'image/png', size: 300_000 } });
+    const file = await b.attachmentBytes(`${an}/${m!.id}`);
+    expect(file.bytes).toEqual(bytes);
+  });
+});

@@ -1,0 +1,107 @@
+// The petrel CLI as a user runs it: separate processes per command, profiles on disk, a relay
+// process; JSON lines on stdout, one JSON error line on stderr with a non-zero exit.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { uniqueName } from '../relay/harness.ts';
+import { type RelayProcess, spawnRelay } from '../support/relay-process.ts';
+
+let relay: RelayProcess;
+const root = mkdtempSync(join(tmpdir(), 'petrel-cli-'));
+
+interface Run {
+  code: number;
+  lines: any[];
+  stderr: string;
+}
+
+function petrel(profile: string, args: string[], opts: { stdin?: string; onLine?: (l: any) => void } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/petrel.mjs', '--profile', join(root, profile), ...args], {
+      env: { ...process.env, PETREL_RELAY: relay.url },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const parts = out.split('\n');
+      out = parts.pop()!;
+      for (const p of parts) if (p) (lines.push(JSON.parse(p)), opts.onLine?.(JSON.parse(p)));
+    });
+    child.stderr.on('data', (d) => (err += d));
+    const lines: any[] = [];
+    child.stdin.end(opts.stdin ?? '');
+    child.on('exit', (code) => resolve({ code: code ?? -1, lines, stderr: err }));
+  });
+}
+
+beforeAll(async () => {
+  relay = await spawnRelay();
+}, 60_000);
+afterAll(async () => {
+  await relay?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('petrel CLI', () => {
+  const alice = uniqueName('alice');
+  const bob = uniqueName('bob');
+
+  test('register, send (also from stdin), sync, history, safety numbers', async () => {
+    expect((await petrel('alice', ['register', alice, 'alice pw'])).lines).toEqual([{ user: alice, device: expect.any(String) }]);
+    expect((await petrel('bob', ['register', bob, 'bob pw'])).code).toBe(0);
+    const sent = await petrel('alice', ['send', bob, 'hello', 'bob']);
+    expect(sent.lines).toEqual([{ id: expect.any(String), status: 'sent' }]);
+    const piped = await petrel('alice', ['send', bob, '-'], { stdin: 'line one\nline two\n' });
+    expect(piped.lines.map((l) => l.status)).toEqual(['sent', 'sent']);
+    const got = await petrel('bob', ['sync']);
+    expect(got.lines.map((l) => [l.conversation, l.from, l.text])).toEqual([
+      [`dm:${alice}`, alice, 'hello bob'],
+      [`dm:${alice}`, alice, 'line one'],
+      [`dm:${alice}`, alice, 'line two'],
+    ]);
+    expect(Object.keys(got.lines[0]).sort()).toEqual(['conversation', 'from', 'fromDevice', 'id', 'sentAt', 'text']);
+    expect((await petrel('bob', ['history', alice])).lines.map((l) => l.text)).toEqual(['hello bob', 'line one', 'line two']);
+    const snA = (await petrel('alice', ['safety-number', bob])).lines[0];
+    const snB = (await petrel('bob', ['safety-number', alice])).lines[0];
+    expect(snA).toEqual({ digits: expect.stringMatching(/^\d{60}$/), verified: false });
+    expect(snB.digits).toBe(snA.digits);
+    await petrel('alice', ['verify', bob]);
+    expect((await petrel('alice', ['safety-number', bob])).lines[0].verified).toBe(true);
+  }, 60_000);
+
+  test('groups and linking a second device with a code', async () => {
+    const g = (await petrel('alice', ['group-create', 'Birds', bob])).lines[0].group as string;
+    expect(g).toMatch(/^group:/);
+    await petrel('bob', ['sync']);
+    await petrel('bob', ['send', g, 'tweet']);
+    expect((await petrel('alice', ['sync'])).lines.map((l) => l.text)).toContain('tweet');
+
+    let approve: Promise<Run> | undefined;
+    const linking = petrel('alice2', ['link-code'], {
+      onLine: (l) => {
+        if (l.code) approve = petrel('alice', ['link-approve', l.code]);
+      },
+    });
+    const linked = await linking;
+    expect(linked.code).toBe(0);
+    expect((await approve!).lines[0]).toMatchObject({ approved: true });
+    expect(linked.lines.at(-1)).toMatchObject({ user: alice, linked: true });
+    expect((await petrel('alice2', ['history'])).lines.map((l) => l.text)).toEqual(expect.arrayContaining(['hello bob', 'tweet']));
+    expect((await petrel('alice', ['devices'])).lines).toHaveLength(2);
+  }, 90_000);
+
+  test('errors are one JSON line on stderr and a non-zero exit', async () => {
+    const r = await petrel('carol', ['send', bob, 'hi']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr.trim())).toMatchObject({ error: 'not_registered' });
+    const taken = await petrel('carol', ['register', alice, 'x']);
+    expect(taken.code).toBe(1);
+    expect(JSON.parse(taken.stderr.trim())).toMatchObject({ error: 'username_taken' });
+    const nobody = await petrel('alice', ['send', 'nobody-here', 'hi']);
+    expect(JSON.parse(nobody.stderr.trim())).toMatchObject({ error: 'unknown_user' });
+  }, 60_000);
+});

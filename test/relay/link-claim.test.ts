@@ -1,0 +1,49 @@
+// Linking: a device listed by an existing device claims its first token with a claim signed by
+// its own device key (crypto/PROTOCOL.md §4.1) — once, within the clock window, for itself only.
+import { generateDevice, signDeviceClaim, systemRng, withDeviceAdded } from '../../crypto/index.ts';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { b64, call, createUser, publishList } from './client.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+
+describe.each(backends)('device claim on $name', (backend) => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay(backend);
+  });
+  afterAll(async () => relay?.close());
+
+  const claim = (bytes: Uint8Array) => call(relay.fetch, 'POST', '/v1/devices/claim', { body: { claim: b64(bytes) } });
+
+  test('a listed device claims its token once; the token works', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const linked = generateDevice(systemRng);
+    expect((await claim(signDeviceClaim(linked, Date.now()))).body.error).toBe('device_not_listed');
+
+    const existing = alice.devices[0]!;
+    expect((await publishList(relay.fetch, alice, withDeviceAdded(alice.list!, linked, 'laptop', Date.now()), existing.token)).status).toBe(200);
+    const r = await claim(signDeviceClaim(linked, Date.now()));
+    expect(r.status).toBe(200);
+    expect(r.body.username).toBe(alice.name);
+    expect(r.body.token).toMatch(/^pd_/);
+    expect((await call(relay.fetch, 'GET', '/v1/keys/count', { token: r.body.token })).status).toBe(200);
+
+    // A replay (or a second claim) cannot mint another token.
+    expect(await claim(signDeviceClaim(linked, Date.now()))).toMatchObject({ status: 409, body: { error: 'already_claimed' } });
+  });
+
+  test('a claim signed by another key, a stale one and garbage are refused', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const linked = generateDevice(systemRng);
+    await publishList(relay.fetch, alice, withDeviceAdded(alice.list!, linked, 'laptop', Date.now()), alice.devices[0]!.token);
+
+    const forged = signDeviceClaim({ ...generateDevice(systemRng), deviceId: linked.deviceId }, Date.now());
+    expect(await claim(forged)).toMatchObject({ status: 401, body: { error: 'invalid_claim' } });
+    expect(await claim(signDeviceClaim(linked, Date.now() - 10 * 60_000))).toMatchObject({ status: 401, body: { error: 'invalid_claim' } });
+    const bad = signDeviceClaim(linked, Date.now());
+    bad[0] = 9;
+    expect(await claim(bad)).toMatchObject({ status: 400, body: { error: 'invalid_claim' } });
+    expect((await call(relay.fetch, 'POST', '/v1/devices/claim', { body: { claim: 'x' } })).status).toBe(400);
+    // Still claimable by the real device afterwards.
+    expect((await claim(signDeviceClaim(linked, Date.now()))).status).toBe(200);
+  });
+});

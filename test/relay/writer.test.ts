@@ -1,0 +1,116 @@
+// The inbox writer's one-statement batch, on the real database: a batch mixing new submissions,
+// a retry and a removed device; seqs ranked in submission order and gap-free; the records handed
+// to local sockets equal the stored rows; NOTIFY hints split under PostgreSQL's payload limit.
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { rowsOf } from '../../relay/db/client.ts';
+import { InboxWriter, type SubmitJob } from '../../relay/inbox/writer.ts';
+import { silentLogger } from '../../relay/log.ts';
+import { type InboxRecord, NOTIFY_CHANNEL, type Subscriber } from '../../relay/notify/hub.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+
+const bytes = (...b: number[]) => new Uint8Array(b);
+
+describe.each(backends)('inbox writer on $name', (backend) => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay(backend);
+  });
+  afterAll(async () => relay?.close());
+
+  /** An account with `n` active device rows (the writer needs only the rows, not keys or lists). */
+  async function deviceRows(n: number): Promise<number[]> {
+    const rows = rowsOf<{ id: unknown }>(
+      await relay.services.db.execute(sql`
+        WITH a AS (INSERT INTO accounts (username, opaque_record, created_at) VALUES (${uniqueName('w')}, 'x', 0) RETURNING id)
+        INSERT INTO devices (account_id, device_id, signing_key, dh_key, active, created_at)
+        SELECT a.id, int4send(g), '\\x00', '\\x00', true, 0 FROM a, generate_series(1, ${n}::int) g
+        RETURNING id`),
+    );
+    return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+  }
+
+  const stored = async (device: number) =>
+    rowsOf<{ seq: unknown; payload: unknown; envelope: Uint8Array }>(
+      await relay.services.db.execute(sql`SELECT seq, payload, envelope FROM inbox WHERE device = ${device}::bigint ORDER BY seq`),
+    ).map((r) => ({ seq: Number(r.seq), messageId: Number(r.payload), envelope: [...r.envelope] }));
+
+  test('one batch: new, retried, two to one inbox, a removed device', async () => {
+    const [sender, a, b, gone] = await deviceRows(4);
+    await relay.services.db.execute(sql`UPDATE devices SET active = false WHERE id = ${gone!}::bigint`);
+    // A writer of its own with one transaction at a time: what is queued behind the first
+    // submission is written together, as one batch.
+    const writer = new InboxWriter(relay.database, relay.services.hub, silentLogger, { maxBatch: 256, concurrency: 1, now: () => 1000 });
+    const job = (clientId: string, targets: [number, number][]): SubmitJob => ({
+      senderDevice: sender!,
+      senderUser: 'sender',
+      senderDeviceId: bytes(7),
+      clientId,
+      payload: bytes(1, 2, 3),
+      targets: targets.map(([device, e]) => ({ device, envelope: bytes(e) })),
+    });
+    const got = new Map<number, InboxRecord[]>();
+    const sink = (device: number): Subscriber => ({
+      records: (rs) => got.set(device, [...(got.get(device) ?? []), ...rs]),
+      hint: () => {},
+      revoked: () => {},
+      resync: () => {},
+    });
+    const unsub = [a!, b!].map((d) => relay.services.hub.subscribe(d, sink(d)));
+
+    const first = writer.submit(job('c1', [[a!, 1]]));
+    const batch = [
+      writer.submit(job('c2', [[a!, 2], [b!, 3], [gone!, 4]])),
+      writer.submit(job('c1', [[a!, 5]])), // a retry of c1: the stored result, nothing stored
+      writer.submit(job('c3', [[b!, 6], [a!, 7]])),
+    ];
+    const r1 = await first;
+    const [r2, retry, r3] = await Promise.all(batch);
+    unsub.forEach((u) => u());
+    expect(retry).toEqual(r1);
+    expect(new Set([r1.messageId, r2!.messageId, r3!.messageId]).size).toBe(3);
+
+    expect(await stored(a!)).toEqual([
+      { seq: 1, messageId: r1.messageId, envelope: [1] },
+      { seq: 2, messageId: r2!.messageId, envelope: [2] },
+      { seq: 3, messageId: r3!.messageId, envelope: [7] },
+    ]);
+    expect(await stored(b!)).toEqual([
+      { seq: 1, messageId: r2!.messageId, envelope: [3] },
+      { seq: 2, messageId: r3!.messageId, envelope: [6] },
+    ]);
+    expect(await stored(gone!)).toEqual([]);
+    const counters = rowsOf<{ id: unknown; next_seq: unknown }>(
+      await relay.services.db.execute(sql`SELECT id, next_seq FROM devices WHERE id IN (${a!}::bigint, ${b!}::bigint, ${gone!}::bigint) ORDER BY id`),
+    );
+    expect(counters.map((r) => Number(r.next_seq))).toEqual([3, 2, 0]);
+    // What local sockets were handed is what was stored.
+    for (const d of [a!, b!]) {
+      expect((got.get(d) ?? []).map((r) => ({ seq: r.seq, messageId: r.messageId, envelope: [...r.envelope] }))).toEqual(await stored(d));
+    }
+  });
+
+  test('a batch to 400 devices: NOTIFY hints split under the payload limit, each device once', async () => {
+    const targets = await deviceRows(400);
+    const notes: string[] = [];
+    const unlisten = await relay.database.listen(NOTIFY_CHANNEL, (p) => notes.push(p));
+    try {
+      await relay.services.writer.submit({
+        senderDevice: targets[0]!,
+        senderUser: 'sender',
+        senderDeviceId: bytes(7),
+        clientId: 'wide',
+        payload: bytes(1),
+        targets: targets.slice(1).map((device) => ({ device, envelope: bytes(2) })),
+      });
+      for (let i = 0; i < 100 && notes.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await unlisten();
+    }
+    const mine = notes.filter((n) => n.startsWith(relay.services.hub.envelopeNoticePrefix + ' '));
+    expect(mine.length).toBe(3); // 399 devices, at most 150 per notification
+    for (const n of mine) expect(new TextEncoder().encode(n).length).toBeLessThan(8000);
+    const pairs = mine.flatMap((n) => n.split(' ').slice(2));
+    expect(pairs.sort()).toEqual(targets.slice(1).map((d) => `${d}:1`).sort());
+  });
+});

@@ -1,0 +1,95 @@
+// device-link.json: linking a device and the account-key backup (PROTOCOL.md §4.1, §4.2):
+// link codes, device claims (signed by the device key at a fixed time) and backups sealed under
+// an export key; Ed25519 signatures are re-verified with OpenSSL.
+import {
+  concat,
+  decodeDeviceClaim,
+  decodeLinkCode,
+  encodeLinkCode,
+  generateAccountKey,
+  generateDevice,
+  kdf,
+  LABEL,
+  openAccountBackup,
+  publicPart,
+  sealAccountBackup,
+  seededRng,
+  SIG_CONTEXT,
+  signDeviceClaim,
+  verifyDeviceClaim,
+} from '../../../crypto/index.ts';
+import { applyEdit, errorCode, hex, In, seedHex, type Tally, type Topic, type VectorCase, xorEdit } from './core.ts';
+import { ed25519Verify } from './independent.ts';
+import { deviceJson, labelPrefix } from './parts.ts';
+
+const WINDOW = 300_000;
+
+function u64(v: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(v));
+  return b;
+}
+
+export const deviceLinkTopic: Topic = {
+  file: 'device-link.json',
+  description:
+    'Linking and backup. rng = seededRng(seed); device = generateDevice(rng). linkCode = 0x01 || signingKey || dhKey. ' +
+    'claim = 0x01 || deviceId || u64(timestamp) || Ed25519(signingSecret, L("Petrel/v1/sig/device-claim") || 0x01 || deviceId || u64(timestamp)), ' +
+    'verified within ±300,000 ms of `now`. Backup: account = generateAccountKey(rng), exportKey = rng(64), ' +
+    'k = KDF("Petrel/v1/account-backup", exportKey, 32), backup = 0x01 || nonce (rng(24)) || XChaCha20-Poly1305(k, nonce, accountSecretKey, ad = 0x01). ' +
+    'Negative cases: an edited claim or backup, a stale claim, a link code of another version.',
+  spec: 'crypto/PROTOCOL.md §4.1, §4.2',
+  cases() {
+    return [
+      { name: 'link code and claim, seed 1', input: { seed: seedHex('Petrel test vectors: link 1'), timestamp: 1_795_000_000_000, now: 1_795_000_060_000 } },
+      { name: 'link code and claim, seed 2', input: { seed: seedHex('Petrel test vectors: link 2'), timestamp: 1_700_000_000_000, now: 1_700_000_000_000 } },
+      { name: 'stale claim', input: { seed: seedHex('Petrel test vectors: link 1'), timestamp: 1_795_000_000_000, now: 1_795_000_300_001 }, expect: 'invalid_argument' },
+      { name: 'claim with a flipped signature bit', input: { seed: seedHex('Petrel test vectors: link 1'), timestamp: 1_795_000_000_000, now: 1_795_000_000_000, editClaim: xorEdit(40, 0x01) }, expect: 'bad_signature' },
+      { name: 'link code of version 2', input: { seed: seedHex('Petrel test vectors: link 1'), editCode: xorEdit(0, 0x03) }, expect: 'unknown_version' },
+      { name: 'backup, seed 1', input: { backupSeed: seedHex('Petrel test vectors: backup 1') } },
+      { name: 'backup with a flipped ciphertext bit', input: { backupSeed: seedHex('Petrel test vectors: backup 1'), editBackup: xorEdit(30, 0x80) }, expect: 'decrypt_failed' },
+    ];
+  },
+  compute(c) {
+    const i = In.of(c.input, 'input');
+    if (i.has('backupSeed')) {
+      const rng = seededRng(i.hex('backupSeed'));
+      const account = generateAccountKey(rng);
+      const exportKey = rng(64);
+      const backup = sealAccountBackup(exportKey, account.secretKey, rng);
+      const edited = i.has('editBackup') ? applyEdit(backup, i.obj('editBackup')) : backup;
+      const out = { accountSecretKey: hex(account.secretKey), exportKey: hex(exportKey), backupKey: hex(kdf(LABEL.backup, exportKey, 32)), backup: hex(edited) };
+      if (i.has('editBackup')) return { output: { ...out, error: errorCode(() => openAccountBackup(exportKey, edited)) } };
+      return { output: { ...out, opened: hex(openAccountBackup(exportKey, edited)) } };
+    }
+    const device = generateDevice(seededRng(i.hex('seed')));
+    const code = encodeLinkCode(device);
+    if (i.has('editCode')) {
+      const edited = applyEdit(code, i.obj('editCode'));
+      return { output: { linkCode: hex(edited), error: errorCode(() => decodeLinkCode(edited)) } };
+    }
+    const claim = signDeviceClaim(device, i.num('timestamp'));
+    const edited = i.has('editClaim') ? applyEdit(claim, i.obj('editClaim')) : claim;
+    const error = errorCode(() => verifyDeviceClaim(decodeDeviceClaim(edited), publicPart(device), i.num('now'), WINDOW));
+    return {
+      output: {
+        device: deviceJson(device),
+        linkCode: hex(code),
+        linkCodeDeviceId: hex(decodeLinkCode(code).deviceId),
+        claim: hex(edited),
+        ...(error !== 'none' ? { error } : { verified: true }),
+      },
+    };
+  },
+  crossCheck(c: VectorCase, _kept, t: Tally) {
+    const o = In.of(c.output, 'output');
+    if (!o.has('claim') || o.has('error')) return;
+    const claim = o.hex('claim');
+    const d = o.obj('device');
+    const deviceId = claim.subarray(1, 17);
+    const body = concat(labelPrefix(SIG_CONTEXT.deviceClaim), new Uint8Array([1]), deviceId, claim.subarray(17, 25));
+    t.expect(ed25519Verify(claim.subarray(25), body, d.hex('signingKey')), 'claim signature verifies with OpenSSL');
+    t.bytes(deviceId, d.hex('deviceId'), 'claim names the device');
+    t.bytes(claim.subarray(17, 25), u64(In.of(c.input, 'input').num('timestamp')), 'claim carries the timestamp as u64');
+  },
+};

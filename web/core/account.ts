@@ -1,0 +1,241 @@
+/**
+ * The account and this device: register, log in as a new device (password backup), link a
+ * device from an existing one (link code + device claim, crypto/PROTOCOL.md §4.1), list and
+ * remove devices, and keep enough prekeys on the relay.
+ *
+ * OPAQUE (@serenity-kit/opaque) keeps the password from the relay; its export key, which only
+ * the client learns, encrypts the account-key backup (crypto/'s sealAccountBackup).
+ */
+import * as opaque from '@serenity-kit/opaque';
+import {
+  accountKeyFromSecret,
+  activeDevices,
+  decodeDeviceKeyPair,
+  decodeLinkCode,
+  encodeLinkCode,
+  encodeDeviceKeyPair,
+  encodePrekey,
+  encodePrekeySecret,
+  equalBytes,
+  generateAccountKey,
+  generateDevice,
+  generatePrekey,
+  newDeviceList,
+  openAccountBackup,
+  PrekeyKind,
+  sealAccountBackup,
+  signDeviceClaim,
+  signDeviceList,
+  verifyDeviceList,
+  withDeviceAdded,
+  withDeviceRemoved,
+  type DeviceKeyPair,
+  type DeviceList,
+  type PrekeySecret,
+} from '../../crypto/index.ts';
+import { fromB64, toB64 } from './b64.ts';
+import type { Ctx, IdentityRecord } from './context.ts';
+import { deviceList } from './directory.ts';
+import { RelayError } from './net/api.ts';
+import { EngineError } from './types.ts';
+
+/** Argon2id parameters the OPAQUE client uses; must be the same at registration and login. */
+const KEY_STRETCHING = 'memory-constrained' as const;
+/** One-time prekeys uploaded at a time, and the count under which we refill. */
+export const PREKEY_BATCH = 50;
+export const PREKEY_LOW = 15;
+
+async function saveIdentity(ctx: Ctx, id: IdentityRecord, extra: { prekeys?: PrekeySecret[]; ownList?: Uint8Array } = {}): Promise<void> {
+  await ctx.store.write(['meta', 'prekeys'], async (tx) => {
+    await tx.put('meta', { key: 'identity', value: id });
+    if (extra.ownList) await tx.put('meta', { key: 'ownList', value: extra.ownList });
+    for (const p of extra.prekeys ?? []) await tx.put('prekeys', { id: `${p.kind}/${p.id}`, secret: encodePrekeySecret(p) });
+  });
+  ctx.setIdentity(id);
+  for (const p of extra.prekeys ?? []) ctx.prekeys.set(`${p.kind}/${p.id}`, p);
+}
+
+function requireEmpty(ctx: Ctx): void {
+  if (ctx.me) throw new EngineError('already_registered', 'This profile already belongs to an account.');
+}
+
+function relayMessage(e: unknown): never {
+  if (e instanceof RelayError) {
+    if (e.code === 'username_taken') throw new EngineError('username_taken', 'That username is taken. Choose another one.');
+    if (e.code === 'invalid_username') throw new EngineError('invalid_username', 'Usernames are 3–32 characters: letters, digits, “_”, “.” and “-”.');
+    if (e.code === 'login_failed') throw new EngineError('login_failed', 'Wrong username or password.');
+    if (e.code === 'rate_limited') throw new EngineError('rate_limited', 'Too many attempts. Wait a minute and try again.');
+    if (e.code === 'network') throw new EngineError('offline', 'The relay cannot be reached. Check your connection and try again.');
+  }
+  throw e;
+}
+
+export async function register(ctx: Ctx, username: string, password: string, deviceName: string): Promise<void> {
+  requireEmpty(ctx);
+  await opaque.ready;
+  const account = generateAccountKey(ctx.rng);
+  const device = generateDevice(ctx.rng);
+  try {
+    const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
+    const start = await ctx.api.registerStart(username, registrationRequest);
+    const { registrationRecord, exportKey } = opaque.client.finishRegistration({ clientRegistrationState, registrationResponse: start.registrationResponse, password, keyStretching: KEY_STRETCHING });
+    const fin = await ctx.api.registerFinish(username, registrationRecord);
+    const name = fin.username; // normalised by the relay
+    const signed = signDeviceList(newDeviceList(name, account.publicKey, device, deviceName, ctx.now()), account);
+    await ctx.api.putDeviceList(signed.bytes, fin.sessionToken);
+    const { token } = await ctx.api.issueToken(device.deviceId, fin.sessionToken);
+    await ctx.api.putBackup(sealAccountBackup(fromB64(exportKey), account.secretKey, ctx.rng), fin.sessionToken);
+    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, device, signed.bytes);
+  } catch (e) {
+    relayMessage(e);
+  }
+}
+
+/** Adds this (empty) profile to an account as a new device, recovering the account key from the backup. */
+export async function login(ctx: Ctx, username: string, password: string, deviceName: string): Promise<void> {
+  requireEmpty(ctx);
+  await opaque.ready;
+  try {
+    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+    const start = await ctx.api.loginStart(username, startLoginRequest);
+    const fin = opaque.client.finishLogin({ clientLoginState, loginResponse: start.loginResponse, password, keyStretching: KEY_STRETCHING });
+    if (!fin) throw new EngineError('login_failed', 'Wrong username or password.');
+    const done = await ctx.api.loginFinish(start.loginId, fin.finishLoginRequest);
+    if (!done.backup) throw new EngineError('no_backup', 'This account has no key backup; link this device from one of your other devices instead.');
+    const account = accountKeyFromSecret(openAccountBackup(fromB64(fin.exportKey), fromB64(done.backup)));
+    const name = done.username;
+    const { list: current } = await ctx.api.deviceList(name);
+    const list = verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey });
+    const device = generateDevice(ctx.rng);
+    const signed = signDeviceList(withDeviceAdded(list, device, deviceName, ctx.now()), account);
+    await ctx.api.putDeviceList(signed.bytes, done.sessionToken);
+    const { token } = await ctx.api.issueToken(device.deviceId, done.sessionToken);
+    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, device, signed.bytes);
+  } catch (e) {
+    relayMessage(e);
+  }
+}
+
+/** Stores the identity and uploads the first prekeys. */
+async function finishDevice(ctx: Ctx, id: IdentityRecord, device: DeviceKeyPair, ownList: Uint8Array | undefined): Promise<void> {
+  const prekeys = makePrekeys(ctx, device, 1, true);
+  ctx.api.token = id.token;
+  await ctx.api.putPrekeys(prekeys.map((p) => p.pub));
+  await saveIdentity(ctx, id, { prekeys: prekeys.map((p) => p.secret), ...(ownList ? { ownList } : {}) });
+  await ctx.store.write(['meta'], (tx) => tx.put('meta', { key: 'nextPrekeyId', value: prekeys.length + 1 }));
+}
+
+function makePrekeys(ctx: Ctx, device: DeviceKeyPair, firstId: number, withSigned: boolean) {
+  const out: { pub: Uint8Array; secret: PrekeySecret }[] = [];
+  let id = firstId;
+  const make = (kind: PrekeyKind) => {
+    const p = generatePrekey(device, kind, id++, ctx.rng);
+    out.push({ pub: encodePrekey(p.public), secret: p.secret });
+  };
+  if (withSigned) {
+    make(PrekeyKind.signed);
+    make(PrekeyKind.pqLastResort);
+  }
+  for (let i = 0; i < PREKEY_BATCH; i++) {
+    make(PrekeyKind.oneTime);
+    make(PrekeyKind.pqOneTime);
+  }
+  return out;
+}
+
+/** Uploads more one-time prekeys when the relay holds few. */
+export async function refillPrekeys(ctx: Ctx): Promise<number> {
+  const me = ctx.requireMe();
+  const counts = await ctx.api.prekeyCount();
+  if (Math.min(counts.oneTime, counts.pqOneTime) >= PREKEY_LOW) return 0;
+  const next = ((await ctx.store.read(['meta'], (tx) => tx.get('meta', 'nextPrekeyId')))?.value as number | undefined) ?? 1000;
+  const made = makePrekeys(ctx, me.device, next, counts.signed === 0 || counts.pqLastResort === 0);
+  // Secrets first: a prekey the relay hands out must never be one we cannot use.
+  await ctx.store.write(['meta', 'prekeys'], async (tx) => {
+    for (const p of made) await tx.put('prekeys', { id: `${p.secret.kind}/${p.secret.id}`, secret: encodePrekeySecret(p.secret) });
+    await tx.put('meta', { key: 'nextPrekeyId', value: next + made.length });
+  });
+  for (const p of made) ctx.prekeys.set(`${p.secret.kind}/${p.secret.id}`, p.secret);
+  await ctx.api.putPrekeys(made.map((p) => p.pub));
+  return made.length;
+}
+
+// ---- linking -------------------------------------------------------------------------
+
+export interface PendingLink {
+  readonly code: string;
+  readonly device: DeviceKeyPair;
+}
+
+export async function startLink(ctx: Ctx): Promise<PendingLink> {
+  requireEmpty(ctx);
+  const saved = (await ctx.store.read(['meta'], (tx) => tx.get('meta', 'pendingLink')))?.value as Uint8Array | undefined;
+  const device = saved ? decodeDeviceKeyPair(saved) : generateDevice(ctx.rng);
+  if (!saved) await ctx.store.write(['meta'], (tx) => tx.put('meta', { key: 'pendingLink', value: encodeDeviceKeyPair(device) }));
+  return { code: toB64(encodeLinkCode(device)), device };
+}
+
+/**
+ * New device: claims its token once an existing device listed it (polling), then uploads
+ * prekeys. The account key arrives later in a 'link' message (see Engine.finishLink).
+ */
+export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName: string, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<void> {
+  const deadline = ctx.now() + opts.timeoutMs;
+  for (;;) {
+    try {
+      const r = await ctx.api.claim(signDeviceClaim(link.device, ctx.now()));
+      await finishDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, link.device, undefined);
+      await ctx.store.write(['meta'], (tx) => tx.delete('meta', 'pendingLink'));
+      return;
+    } catch (e) {
+      if (!(e instanceof RelayError) || !(e.code === 'device_not_listed' || e.transient)) throw e;
+    }
+    if (ctx.now() > deadline) throw new EngineError('link_timeout', 'No device approved this code in time. Start linking again.');
+    await opts.sleep(opts.pollMs);
+  }
+}
+
+/** Existing device: lists the new device under the account. Returns its public keys. */
+export async function approveLink(ctx: Ctx, code: string) {
+  const me = ctx.requireMe();
+  if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
+  let device;
+  try {
+    device = decodeLinkCode(fromB64(code.trim()));
+  } catch {
+    throw new EngineError('invalid_code', 'That is not a Petrel link code. Copy it again from the new device.');
+  }
+  const list = await deviceList(ctx, me.username, { refresh: true });
+  if (list.devices.some((d) => equalBytes(d.deviceId, device.deviceId))) throw new EngineError('already_linked', 'That device is already part of this account.');
+  const name = `Device ${list.devices.length + 1}`;
+  const signed = signDeviceList(withDeviceAdded(list, device, name, ctx.now()), me.account);
+  await ctx.api.putDeviceList(signed.bytes);
+  ctx.lists.set(me.username, { list: await deviceList(ctx, me.username, { refresh: true }), at: ctx.now() });
+  return { device, name };
+}
+
+export function accountSecretFor(ctx: Ctx, list: DeviceList, secretB64: string): Uint8Array | null {
+  try {
+    const secret = fromB64(secretB64);
+    return equalBytes(accountKeyFromSecret(secret).publicKey, list.accountKey) ? secret : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function setAccountSecret(ctx: Ctx, secret: Uint8Array): Promise<void> {
+  const id = (await ctx.store.read(['meta'], (tx) => tx.get('meta', 'identity')))!.value as IdentityRecord;
+  await saveIdentity(ctx, { ...id, accountSecret: secret });
+}
+
+export async function removeDevice(ctx: Ctx, deviceB64: string): Promise<void> {
+  const me = ctx.requireMe();
+  if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
+  const list = await deviceList(ctx, me.username, { refresh: true });
+  const id = fromB64(deviceB64);
+  if (!activeDevices(list).some((d) => equalBytes(d.deviceId, id))) throw new EngineError('unknown_device', 'No such device on this account.');
+  if (equalBytes(id, me.device.deviceId)) throw new EngineError('invalid_request', 'Remove this device from another of your devices.');
+  const signed = signDeviceList(withDeviceRemoved(list, id, ctx.now()), me.account);
+  await ctx.api.putDeviceList(signed.bytes);
+  await deviceList(ctx, me.username, { refresh: true });
+}

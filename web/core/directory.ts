@@ -1,0 +1,88 @@
+/**
+ * Device lists and contacts. Every list is verified with crypto/'s verifyDeviceList on every
+ * fetch: signature, user, the account key pinned on first use, no rollback against the last
+ * list we accepted. A list signed by a *different* account key is not silently trusted: it is
+ * accepted only as a key change — the contact's verification is cleared and its conversations
+ * carry a warning until the user acknowledges it.
+ */
+import { CryptoError, type DeviceList, equalBytes, isCryptoError, verifyDeviceList } from '../../crypto/index.ts';
+import type { Ctx } from './context.ts';
+import type { ContactRow, ConversationRow } from './store/schema.ts';
+import { EngineError } from './types.ts';
+
+/** How long a cached list is used for sending before it is fetched again (409s refresh sooner). */
+const LIST_TTL_MS = 5 * 60_000;
+
+export async function deviceList(ctx: Ctx, username: string, opts: { refresh?: boolean } = {}): Promise<DeviceList> {
+  const cached = ctx.lists.get(username);
+  if (cached && !opts.refresh && ctx.now() - cached.at < LIST_TTL_MS) return cached.list;
+  const { list: bytes } = await ctx.api.deviceList(username).catch((e) => {
+    // Offline: a list we verified before is still the best we know.
+    if (cached && e.transient) return { list: null as unknown as Uint8Array };
+    throw e;
+  });
+  if (!bytes) return cached!.list;
+  const list = ctx.me && username === ctx.me.username ? await acceptOwn(ctx, bytes) : await acceptContact(ctx, username, bytes);
+  ctx.lists.set(username, { list, at: ctx.now() });
+  return list;
+}
+
+async function acceptOwn(ctx: Ctx, bytes: Uint8Array): Promise<DeviceList> {
+  const me = ctx.requireMe();
+  const prev = (await ctx.store.read(['meta'], (tx) => tx.get('meta', 'ownList')))?.value as Uint8Array | undefined;
+  const previous = prev ? { list: verifyDeviceList(prev, { userId: me.username }), bytes: prev } : undefined;
+  const list = verifyDeviceList(bytes, {
+    userId: me.username,
+    ...(me.account ? { pinnedAccountKey: me.account.publicKey } : {}),
+    ...(previous ? { previous } : {}),
+  });
+  if (!list.devices.some((d) => equalBytes(d.deviceId, me.device.deviceId))) {
+    throw new CryptoError('identity_mismatch', 'our own device list does not contain this device');
+  }
+  if (!previous || previous.list.version < list.version) await ctx.store.write(['meta'], (tx) => tx.put('meta', { key: 'ownList', value: bytes }));
+  return list;
+}
+
+async function acceptContact(ctx: Ctx, username: string, bytes: Uint8Array): Promise<DeviceList> {
+  const contact = await ctx.store.read(['contacts'], (tx) => tx.get('contacts', username));
+  const now = ctx.now();
+  if (!contact) {
+    const list = verifyDeviceList(bytes, { userId: username });
+    const row: ContactRow = { username, accountKey: list.accountKey, list: bytes, listVersion: list.version, verified: false, keyChangedAt: null, firstSeen: now };
+    await ctx.store.write(['contacts'], (tx) => tx.put('contacts', row));
+    return list;
+  }
+  const previous = { list: verifyDeviceList(contact.list, { userId: username }), bytes: contact.list };
+  try {
+    const list = verifyDeviceList(bytes, { userId: username, pinnedAccountKey: contact.accountKey, previous });
+    if (list.version > contact.listVersion) {
+      await ctx.store.write(['contacts'], (tx) => tx.put('contacts', { ...contact, list: bytes, listVersion: list.version }));
+    }
+    return list;
+  } catch (e) {
+    if (!isCryptoError(e, 'identity_mismatch')) throw e;
+  }
+  // A new account key: the list must still be validly signed by it, for this user.
+  const list = verifyDeviceList(bytes, { userId: username });
+  await ctx.store.write(['contacts', 'conversations'], async (tx) => {
+    await tx.put('contacts', { ...contact, accountKey: list.accountKey, list: bytes, listVersion: list.version, verified: false, keyChangedAt: now });
+    for (const c of await tx.getAll('conversations')) {
+      if (c.members.includes(username)) await tx.put('conversations', { ...c, keyWarning: true } satisfies ConversationRow);
+    }
+  });
+  // Sessions with the old key's devices are worthless now.
+  for (const k of [...ctx.sessions.keys()]) if (k.startsWith(`${username}/`)) ctx.sessions.delete(k);
+  ctx.emit({ type: 'key-changed', user: username });
+  ctx.emit({ type: 'conversations' });
+  return list;
+}
+
+/** Looks a user up by name (for a new chat): their list verified and their key pinned. */
+export async function lookUp(ctx: Ctx, username: string): Promise<DeviceList> {
+  try {
+    return await deviceList(ctx, username, { refresh: true });
+  } catch (e: any) {
+    if (e?.code === 'unknown_user' || e?.code === 'no_device_list') throw new EngineError('unknown_user', `There is no Petrel user called “${username}”.`);
+    throw e;
+  }
+}

@@ -1,0 +1,568 @@
+/**
+ * The client engine: everything a user does goes through here. DOM-free; the page, the
+ * service worker and the headless CLI each create one over their own store (web/core/README.md).
+ */
+import { activeDevices, decodeBundle, encodeDeviceSessions, equalBytes, ready, type Rng, safetyNumber, startSession, systemRng, toHex, verifyBundle } from '../../crypto/index.ts';
+import * as account from './account.ts';
+import { applyAfter } from './after.ts';
+import { downloadAttachment, type Progress, uploadAttachment } from './attachments.ts';
+import { fromB64, toB64 } from './b64.ts';
+import { Ctx, type IdentityRecord, type Lock, mutex } from './context.ts';
+import { deviceList, lookUp } from './directory.ts';
+import { cursorOf, processBatch } from './inbox.ts';
+import { type Fetch, RelayApi, RelayError, type WireEnvelope } from './net/api.ts';
+import { LiveSocket, type WsCtor } from './net/socket.ts';
+import { pendingRows, sendOne } from './outbox.ts';
+import * as groups from './groups.ts';
+import { uploadHistory } from './history.ts';
+import { type Body, type ConvRef, encodeContent, newId } from './protocol/content.ts';
+import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
+import { type ConnectionState, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
+import { messageView, newConversation, orderKey, preview } from './views.ts';
+
+export interface EngineOptions {
+  readonly store: Store;
+  /** The relay's origin, e.g. http://localhost:8787; '' in the page means same origin. */
+  readonly relayUrl: string;
+  readonly fetch: Fetch;
+  /** Omitted (service worker): no live socket, only sync(). */
+  readonly WebSocket?: WsCtor;
+  readonly rng?: Rng;
+  readonly now?: () => number;
+  /** Exclusive access across engines sharing one store (Web Locks in the browser). */
+  readonly lock?: Lock;
+  readonly deviceName?: string;
+  /** Poll interval while the socket is down. */
+  readonly pollMs?: number;
+  /** How far back the history sent to a newly added device reaches (ms); default: all of it. */
+  readonly historySpanMs?: number;
+}
+
+const PAGE = 500;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Engine {
+  readonly ctx: Ctx;
+  private live: LiveSocket | null = null;
+  private pollTimer: ReturnType<typeof setTimeout> | null = null;
+  private outboxTimer: ReturnType<typeof setTimeout> | null = null;
+  private draining: Promise<void> | null = null;
+  private redrain = false;
+  private running = false;
+  private connection: ConnectionState = 'offline';
+  /** Strictly increasing send times in this process, so the outbox and receivers keep our order. */
+  private lastAt = 0;
+  private lastRefillCheck = 0;
+
+  private constructor(private readonly o: EngineOptions) {
+    const api = new RelayApi(o.relayUrl, o.fetch);
+    this.ctx = new Ctx(o.store, api, o.rng ?? systemRng, o.now ?? Date.now, o.lock ?? mutex());
+  }
+
+  static async open(o: EngineOptions): Promise<Engine> {
+    await ready();
+    const e = new Engine(o);
+    const id = (await o.store.read(['meta'], (tx) => tx.get('meta', 'identity')))?.value as IdentityRecord | undefined;
+    e.ctx.setIdentity(id ?? null);
+    await e.ctx.loadKeys();
+    return e;
+  }
+
+  on(fn: (e: EngineEvent) => void): () => void {
+    return this.ctx.on(fn);
+  }
+
+  state(): { username: string; deviceId: string; hasAccountKey: boolean } | null {
+    const me = this.ctx.me;
+    return me ? { username: me.username, deviceId: me.deviceB64, hasAccountKey: me.account !== null } : null;
+  }
+
+  get connectionState(): ConnectionState {
+    return this.connection;
+  }
+
+  // ---- account ------------------------------------------------------------------------
+
+  register(username: string, password: string): Promise<void> {
+    return account.register(this.ctx, username, password, this.o.deviceName ?? 'First device');
+  }
+
+  async login(username: string, password: string): Promise<void> {
+    await account.login(this.ctx, username, password, this.o.deviceName ?? 'New device');
+    await this.sendControl([], { type: 'device-added', device: this.ctx.requireMe().deviceB64, name: this.o.deviceName ?? 'New device' });
+  }
+
+  /** New device: shows `code`; `done` resolves once approved, claimed and given the account key. */
+  async startLink(opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<{ code: string; done: Promise<void> }> {
+    const link = await account.startLink(this.ctx);
+    const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
+    const done = (async () => {
+      await account.claimLinkedDevice(this.ctx, link, this.o.deviceName ?? 'Linked device', { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
+      const deadline = this.ctx.now() + timeoutMs;
+      while (!this.ctx.me?.account) {
+        await this.sync();
+        if (this.ctx.me?.account) break;
+        if (this.ctx.now() > deadline) throw new EngineError('link_timeout', 'The approving device did not send the account key in time.');
+        await sleep(opts.pollMs ?? 1000);
+      }
+    })();
+    return { code: link.code, done };
+  }
+
+  /** Existing device: approve the device showing `code`; sends it the account key and history. */
+  async approveLink(code: string, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<{ deviceId: string; name: string }> {
+    const { device, name } = await account.approveLink(this.ctx, code);
+    const me = this.ctx.requireMe();
+    const deviceId = toB64(device.deviceId);
+    // The new device can be reached once it has claimed its token and uploaded prekeys.
+    const deadline = this.ctx.now() + (opts.timeoutMs ?? 10 * 60_000);
+    for (;;) {
+      const counts = await this.ctx.api.bundles(me.username, [device.deviceId]).catch(() => null);
+      if (counts?.bundles.length) {
+        await this.ctx.lock(async () => {
+          const bundle = decodeBundle(counts.bundles[0]!.bundle);
+          verifyBundle(bundle, device);
+          const addr = `${me.username}/${toHex(device.deviceId)}`;
+          const rec = startSession(await this.ctx.session(addr), me.device, device, bundle, this.ctx.rng);
+          await this.ctx.store.write(['sessions'], (tx) => tx.put('sessions', { address: addr, record: encodeDeviceSessions(rec) }));
+          this.ctx.sessions.set(addr, rec);
+        });
+        break;
+      }
+      if (this.ctx.now() > deadline) throw new EngineError('link_timeout', 'The new device did not come online in time; its link is approved, try again.');
+      await sleep(opts.pollMs ?? 1000);
+    }
+    await this.sendControl([], { type: 'link', for: deviceId, accountSecret: toB64(me.account!.secretKey), approver: me.deviceB64 });
+    try {
+      await this.sendHistory(deviceId);
+    } catch (e) {
+      // The device is linked either way; without history it starts empty.
+      this.ctx.emit({ type: 'error', code: 'history_failed', message: `The history could not be sent to the new device (${e instanceof Error ? e.message : String(e)}).` });
+    }
+    return { deviceId, name };
+  }
+
+  async sendHistory(forDevice: string, sinceMs = this.o.historySpanMs ? this.ctx.now() - this.o.historySpanMs : 0): Promise<void> {
+    const attachment = await uploadHistory(this.ctx, sinceMs);
+    await this.sendControl([], { type: 'history', for: forDevice, attachment });
+  }
+
+  async devices(): Promise<DeviceView[]> {
+    const me = this.ctx.requireMe();
+    const list = await deviceList(this.ctx, me.username, { refresh: true });
+    return activeDevices(list).map((d) => ({ deviceId: toB64(d.deviceId), name: d.name, addedAt: d.addedAt, current: equalBytes(d.deviceId, me.device.deviceId) }));
+  }
+
+  removeDevice(deviceId: string): Promise<void> {
+    return account.removeDevice(this.ctx, deviceId);
+  }
+
+  // ---- receiving ----------------------------------------------------------------------
+
+  /** Handles one batch of envelopes (socket or page); returns the cursor to acknowledge. */
+  private async receive(items: readonly WireEnvelope[], collect?: MessageView[]): Promise<number> {
+    const r = await processBatch(this.ctx, items);
+    const views = r.added.map(messageView);
+    collect?.push(...views);
+    const byConv = new Map<string, MessageView[]>();
+    for (const v of views) byConv.set(v.conversation, [...(byConv.get(v.conversation) ?? []), v]);
+    for (const [conversation, messages] of byConv) this.ctx.emit({ type: 'messages', conversation, messages });
+    if (r.touched.size) this.ctx.emit({ type: 'conversations' });
+    for (const t of r.touched) if (!byConv.has(t)) this.ctx.emit({ type: 'message-updated', conversation: t, id: '' });
+    await applyAfter(this, r.after, r.failures);
+    return r.cursor;
+  }
+
+  /** One catch-up pass: every envelope after our cursor. With waitMs, waits that long for more. */
+  async sync(opts: { waitMs?: number } = {}): Promise<MessageView[]> {
+    this.ctx.requireMe();
+    const out: MessageView[] = [];
+    const end = this.ctx.now() + (opts.waitMs ?? 0);
+    for (;;) {
+      const page = await this.ctx.api.inbox(await cursorOf(this.ctx), PAGE);
+      if (page.envelopes.length) {
+        const cursor = await this.receive(page.envelopes, out);
+        await this.ctx.api.ack(cursor).catch(() => {});
+      }
+      if (page.more) continue;
+      if (this.ctx.now() >= end) break;
+      await sleep(Math.min(500, end - this.ctx.now()));
+    }
+    await this.drainOutbox();
+    // Others consume our one-time prekeys by fetching bundles: top the relay up before it runs out.
+    if (this.ctx.now() - this.lastRefillCheck > 60_000) {
+      this.lastRefillCheck = this.ctx.now();
+      await account.refillPrekeys(this.ctx).catch(() => {});
+    }
+    return out;
+  }
+
+  /** Catch up, then stay live over the WebSocket (polling while it is down). */
+  async start(): Promise<void> {
+    if (this.running || !this.ctx.me) return;
+    this.running = true;
+    this.setConnection('connecting');
+    try {
+      await this.sync();
+    } catch {
+      this.setConnection('offline');
+    }
+    void account.refillPrekeys(this.ctx).catch(() => {});
+    if (this.o.WebSocket) {
+      const wsUrl = this.wsUrl();
+      this.live = new LiveSocket(wsUrl, () => this.ctx.api.token, this.o.WebSocket, {
+        cursor: () => cursorOf(this.ctx),
+        onEnvelopes: (items) => this.receive(items),
+        onState: (s) => {
+          this.setConnection(s);
+          if (s === 'online') void this.drainOutbox();
+        },
+        onRevoked: () => this.ctx.emit({ type: 'error', code: 'device_removed', message: 'This device was removed from the account.' }),
+      });
+      this.live.start();
+    }
+    this.schedulePoll();
+  }
+
+  /**
+   * The network is back (the page's `online` event): retry the outbox now rather than after its
+   * backoff, reconnect the socket, and catch up.
+   */
+  async wake(): Promise<void> {
+    if (!this.ctx.me) return;
+    await this.ctx.store.write(['outbox'], async (tx) => {
+      for (const r of await tx.getAll('outbox')) if (r.nextAttemptAt > 0) await tx.put('outbox', { ...r, nextAttemptAt: 0 });
+    });
+    this.live?.kick();
+    await this.sync().catch(() => this.drainOutbox());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.live?.stop();
+    this.live = null;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.outboxTimer) clearTimeout(this.outboxTimer);
+    await this.draining;
+  }
+
+  private wsUrl(): string {
+    const base = this.o.relayUrl || (globalThis as { location?: { origin: string } }).location?.origin || '';
+    return base.replace(/^http/, 'ws') + '/v1/ws';
+  }
+
+  private setConnection(s: ConnectionState): void {
+    if (s === this.connection) return;
+    this.connection = s;
+    this.ctx.emit({ type: 'connection', state: s });
+  }
+
+  private schedulePoll(): void {
+    if (!this.running) return;
+    this.pollTimer = setTimeout(async () => {
+      if (!this.live?.connected) {
+        try {
+          await this.sync();
+          if (!this.o.WebSocket) this.setConnection('online');
+        } catch {
+          this.setConnection('offline');
+        }
+      }
+      this.schedulePoll();
+    }, this.o.pollMs ?? 5000);
+  }
+
+  // ---- sending ------------------------------------------------------------------------
+
+  /** Drains the outbox once (concurrent callers share the pass). */
+  drainOutbox(): Promise<void> {
+    if (this.draining) {
+      this.redrain = true;
+      return this.draining;
+    }
+    this.draining = (async () => {
+      try {
+        do {
+          this.redrain = false;
+          const rows = await pendingRows(this.ctx);
+          this.ctx.emit({ type: 'outbox', pending: rows.length });
+          let blocked = false;
+          for (const row of rows) {
+            if (row.nextAttemptAt > this.ctx.now()) {
+              blocked = true;
+              break;
+            }
+            if ((await sendOne(this.ctx, row)) === 'retry') {
+              blocked = true;
+              break;
+            }
+          }
+          const left = await pendingRows(this.ctx);
+          this.ctx.emit({ type: 'outbox', pending: left.length });
+          if (blocked && left.length && this.running) {
+            if (this.outboxTimer) clearTimeout(this.outboxTimer);
+            const wait = Math.max(250, Math.min(...left.map((r) => r.nextAttemptAt)) - this.ctx.now());
+            this.outboxTimer = setTimeout(() => void this.drainOutbox(), wait);
+          }
+          if (blocked) break;
+        } while (this.redrain);
+      } finally {
+        this.draining = null;
+      }
+    })();
+    return this.draining;
+  }
+
+  /** Queues content for `to` (usernames; our other devices always get it too). Returns its id. */
+  async enqueue(to: readonly string[], conv: ConvRef | null, body: Body, message?: (id: string, at: number) => MessageRow | null, conversation?: ConversationRow): Promise<string> {
+    const me = this.ctx.requireMe();
+    const id = newId(this.ctx.rng);
+    const at = (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
+    const content = encodeContent({ v: 1, id, at, conv, body });
+    const row = message?.(id, at) ?? null;
+    await this.ctx.store.write(['outbox', 'messages', 'conversations', 'seen'], async (tx) => {
+      await tx.put('outbox', { id, createdAt: at, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
+      await tx.put('seen', { key: `${me.username}/${id}`, at });
+      if (row) await tx.put('messages', row);
+      if (conversation) await tx.put('conversations', conversation);
+    });
+    if (row) this.ctx.emit({ type: 'messages', conversation: row.conversation, messages: [messageView(row)] });
+    if (conversation) this.ctx.emit({ type: 'conversations' });
+    return id;
+  }
+
+  sendControl(to: readonly string[], body: Body, conv: ConvRef | null = null): Promise<string> {
+    return this.enqueue(to, conv, body).then(async (id) => {
+      await this.drainOutbox();
+      return id;
+    });
+  }
+
+  /** The conversation's recipients and how it is named on the wire. */
+  async route(conversationId: string): Promise<{ conv: ConversationRow; to: string[]; ref: ConvRef }> {
+    const conv = await this.ctx.store.read(['conversations'], (tx) => tx.get('conversations', conversationId));
+    if (!conv) throw new EngineError('unknown_conversation', 'That conversation does not exist.');
+    if (conv.left) throw new EngineError('left_group', 'You are no longer a member of this group.');
+    if (conv.kind === 'group') return { conv, to: [...conv.members], ref: { t: 'group', id: conv.id.slice(6), ver: conv.groupVersion } };
+    return { conv, to: [conv.title], ref: { t: 'dm', to: conv.title } };
+  }
+
+  async openDirect(username: string): Promise<string> {
+    const me = this.ctx.requireMe();
+    const list = await lookUp(this.ctx, username);
+    const name = list.userId;
+    if (name === me.username) throw new EngineError('invalid_request', 'That is you. Pick someone else to talk to.');
+    const id = `dm:${name}`;
+    await this.ctx.store.write(['conversations'], async (tx) => {
+      if (!(await tx.get('conversations', id))) await tx.put('conversations', newConversation(id, 'direct', name, [name], this.ctx.now()));
+    });
+    this.ctx.emit({ type: 'conversations' });
+    return id;
+  }
+
+  /** Resolves 'username' or 'group:ID' (as the CLI takes them) to a conversation id. */
+  async resolve(target: string): Promise<string> {
+    if (target.startsWith('group:') || target.startsWith('dm:')) return target;
+    return this.openDirect(target);
+  }
+
+  async send(conversationId: string, text: string, opts: { replyTo?: string } = {}): Promise<{ id: string; status: MessageRow['status'] }> {
+    const me = this.ctx.requireMe();
+    const { conv, to, ref } = await this.route(conversationId);
+    if (!text.trim()) throw new EngineError('empty_message', 'Type a message first.');
+    const body: Body = { type: 'text', text, ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) };
+    const id = await this.enqueue(to, ref, body, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, opts.replyTo ?? null, null), {
+      ...conv,
+      lastActivity: this.ctx.now(),
+      lastPreview: preview({ text, attachment: null, deleted: false }),
+      unread: 0,
+    });
+    await this.drainOutbox();
+    const row = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', `${me.username}/${id}`));
+    return { id, status: row?.status ?? 'pending' };
+  }
+
+  async sendAttachment(conversationId: string, file: { name: string; mime: string; bytes: Uint8Array }, text = '', onProgress?: Progress): Promise<{ id: string; status: MessageRow['status'] }> {
+    const me = this.ctx.requireMe();
+    const { conv, to, ref } = await this.route(conversationId);
+    const attachment = await uploadAttachment(this.ctx, file, onProgress);
+    const ref2 = { id: attachment.id, pointer: fromB64(attachment.pointer), name: attachment.name, mime: attachment.mime, size: attachment.size };
+    const id = await this.enqueue(to, ref, { type: 'attachment', text, attachment }, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, null, ref2), {
+      ...conv,
+      lastActivity: this.ctx.now(),
+      lastPreview: preview({ text, attachment: ref2, deleted: false }),
+      unread: 0,
+    });
+    await this.drainOutbox();
+    const row = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', `${me.username}/${id}`));
+    return { id, status: row?.status ?? 'pending' };
+  }
+
+  async attachmentBytes(messageKey: string): Promise<{ name: string; mime: string; bytes: Uint8Array }> {
+    const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', messageKey));
+    if (!m?.attachment) throw new EngineError('not_found', 'That message has no attachment.');
+    return { name: m.attachment.name, mime: m.attachment.mime, bytes: await downloadAttachment(this.ctx, m.attachment.id, m.attachment.pointer) };
+  }
+
+  /** Reaction ('' removes ours), edit and delete of a message by its key (`sender/id`). */
+  async react(conversationId: string, messageKey: string, emoji: string): Promise<void> {
+    await this.mutate(conversationId, messageKey, { type: 'reaction', target: messageKey, emoji }, (m, me) => {
+      const reactions = { ...m.reactions };
+      if (emoji) reactions[me] = emoji;
+      else delete reactions[me];
+      return { ...m, reactions };
+    });
+  }
+
+  async edit(conversationId: string, messageKey: string, text: string): Promise<void> {
+    await this.mutate(conversationId, messageKey, { type: 'edit', target: messageKey, text }, (m, me) => (m.sender === me ? { ...m, text, editedAt: this.ctx.now() } : null));
+  }
+
+  async deleteForEveryone(conversationId: string, messageKey: string): Promise<void> {
+    await this.mutate(conversationId, messageKey, { type: 'delete', target: messageKey }, (m, me) => (m.sender === me ? { ...m, text: '', attachment: null, deleted: true } : null));
+  }
+
+  private async mutate(conversationId: string, key: string, body: Body, change: (m: MessageRow, me: string) => MessageRow | null): Promise<void> {
+    const me = this.ctx.requireMe();
+    const { to, ref } = await this.route(conversationId);
+    const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', key));
+    if (!m || m.conversation !== conversationId) throw new EngineError('not_found', 'That message is not in this conversation.');
+    const next = change(m, me.username);
+    if (!next) throw new EngineError('forbidden', 'Only the sender can change this message.');
+    await this.ctx.store.write(['messages'], (tx) => tx.put('messages', next));
+    this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
+    await this.sendControl(to, body, ref);
+  }
+
+  /** Marks the conversation read here, tells the senders (read receipts) and our other devices. */
+  async markRead(conversationId: string): Promise<void> {
+    const me = this.ctx.requireMe();
+    const { conv, to, ref } = await this.route(conversationId);
+    const unreadRows = (await this.messages(conversationId, { limit: Math.max(conv.unread, 1) + 50 })).filter((m) => m.from !== me.username && !m.system);
+    await this.ctx.store.write(['conversations'], (tx) => tx.put('conversations', { ...conv, unread: 0 }));
+    this.ctx.emit({ type: 'conversations' });
+    if (!conv.unread || !unreadRows.length) return;
+    await this.sendControl(to, { type: 'receipt', kind: 'read', targets: unreadRows.map((m) => `${m.from}/${m.id}`) }, ref);
+  }
+
+  typing(conversationId: string, on: boolean): void {
+    void this.route(conversationId)
+      .then(({ to, ref }) => this.sendControl(to, { type: 'typing', on }, ref))
+      .catch(() => {});
+  }
+
+  // ---- reading ------------------------------------------------------------------------
+
+  async conversations(): Promise<ConversationRow[]> {
+    return this.ctx.store.read(['conversations'], (tx) => tx.getAll('conversations', { index: 'byActivity', reverse: true }));
+  }
+
+  /**
+   * Messages oldest first, one page at a time (a long conversation is never loaded whole):
+   * the newest `limit`, or those just `before` / just `after` an order value.
+   */
+  async messages(conversationId: string, opts: { before?: number; after?: number; limit?: number } = {}): Promise<MessageView[]> {
+    const limit = opts.limit ?? 50;
+    if (opts.after !== undefined) {
+      const rows = await this.ctx.store.read(['messages'], (tx) =>
+        tx.getAll('messages', { index: 'byConversation', lower: [conversationId, opts.after! + 1], upper: [conversationId, Number.MAX_SAFE_INTEGER], limit }),
+      );
+      return rows.map(messageView);
+    }
+    const rows = await this.ctx.store.read(['messages'], (tx) =>
+      tx.getAll('messages', { index: 'byConversation', lower: [conversationId, 0], upper: [conversationId, opts.before !== undefined ? opts.before - 1 : Number.MAX_SAFE_INTEGER], reverse: true, limit }),
+    );
+    return rows.reverse().map(messageView);
+  }
+
+  /** Every stored message (or one conversation's), oldest first. */
+  async history(conversationId?: string): Promise<MessageView[]> {
+    const rows = await this.ctx.store.read(['messages'], (tx) =>
+      conversationId ? tx.getAll('messages', { index: 'byConversation', lower: [conversationId, 0], upper: [conversationId, Number.MAX_SAFE_INTEGER] }) : tx.getAll('messages'),
+    );
+    return rows.sort((a, b) => a.order - b.order).map(messageView);
+  }
+
+  async failures() {
+    return this.ctx.store.read(['failures'], (tx) => tx.getAll('failures'));
+  }
+
+  // ---- groups -------------------------------------------------------------------------
+
+  createGroup(name: string, members: readonly string[]): Promise<string> {
+    return groups.createGroup(this, name, members);
+  }
+  addMember(groupId: string, username: string): Promise<void> {
+    return groups.changeGroup(this, groupId, 'add', username);
+  }
+  removeMember(groupId: string, username: string): Promise<void> {
+    return groups.changeGroup(this, groupId, 'remove', username);
+  }
+  renameGroup(groupId: string, name: string): Promise<void> {
+    return groups.changeGroup(this, groupId, 'rename', name);
+  }
+  leaveGroup(groupId: string): Promise<void> {
+    return groups.changeGroup(this, groupId, 'leave', this.ctx.requireMe().username);
+  }
+
+  // ---- trust --------------------------------------------------------------------------
+
+  async safetyNumber(username: string): Promise<SafetyNumberView> {
+    const me = this.ctx.requireMe();
+    if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
+    const list = await lookUp(this.ctx, username);
+    const contact = await this.ctx.store.read(['contacts'], (tx) => tx.get('contacts', list.userId));
+    const sn = safetyNumber(me.username, me.account.publicKey, list.userId, list.accountKey);
+    return { digits: sn.digits, qr: toB64(sn.qr), verified: !!contact?.verified, keyChanged: !!contact?.keyChangedAt };
+  }
+
+  async markVerified(username: string, verified = true): Promise<void> {
+    await this.ctx.store.write(['contacts'], async (tx) => {
+      const c = await tx.get('contacts', username);
+      if (!c) throw new EngineError('unknown_user', 'Look this user up first.');
+      await tx.put('contacts', { ...c, verified, ...(verified ? { keyChangedAt: null } : {}) });
+    });
+  }
+
+  async acknowledgeKeyChange(conversationId: string): Promise<void> {
+    await this.ctx.store.write(['conversations'], async (tx) => {
+      const c = await tx.get('conversations', conversationId);
+      if (c) await tx.put('conversations', { ...c, keyWarning: false });
+    });
+    this.ctx.emit({ type: 'conversations' });
+  }
+
+  /** The relay's VAPID key and a push subscription for this device. */
+  async vapidKey(): Promise<string> {
+    return (await this.ctx.api.vapidKey()).publicKey;
+  }
+  async setPushSubscription(sub: { endpoint: string; keys: { p256dh: string; auth: string } } | null): Promise<void> {
+    if (sub) await this.ctx.api.putPushSubscription(sub);
+    else await this.ctx.api.deletePushSubscription().catch((e) => {
+      if (!(e instanceof RelayError && e.status === 404)) throw e;
+    });
+  }
+}
+
+function ownRow(me: string, device: string, conversation: string, id: string, at: number, text: string, replyTo: string | null, attachment: MessageRow['attachment']): MessageRow {
+  return {
+    key: `${me}/${id}`,
+    id,
+    conversation,
+    sender: me,
+    senderDevice: device,
+    sentAt: at,
+    receivedAt: at,
+    order: orderKey(at),
+    text,
+    replyTo,
+    attachment,
+    reactions: {},
+    editedAt: null,
+    deleted: false,
+    status: 'pending',
+    deliveredTo: [],
+    readBy: [],
+    system: false,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * History transfer to a newly added device: an existing device packages its conversations and
+ * messages (all of them by default, or those newer than a span), encrypts the package as an
+ * attachment and sends the pointer to our own devices in a 'history' message addressed to the
+ * new one. The new device imports it: rows it already has are kept, the rest added.
+ *
+ *   package = 0x01 || UTF-8 JSON { conversations: ConversationRow[], messages: MessageRow[] }
+ *   (Uint8Array fields as { "$b": base64url })
+ */
+import { fromB64, toB64 } from './b64.ts';
+import { downloadAttachment, uploadAttachment } from './attachments.ts';
+import type { Ctx } from './context.ts';
+import type { AttachmentInfo } from './protocol/content.ts';
+import type { ConversationRow, MessageRow } from './store/schema.ts';
+
+export const HISTORY_VERSION = 0x01;
+
+const replacer = (_k: string, v: unknown) => (v instanceof Uint8Array ? { $b: toB64(v) } : v);
+const reviver = (_k: string, v: any) => (v && typeof v === 'object' && typeof v.$b === 'string' && Object.keys(v).length === 1 ? fromB64(v.$b) : v);
+
+export async function exportHistory(ctx: Ctx, sinceMs = 0): Promise<Uint8Array> {
+  const { conversations, messages } = await ctx.store.read(['conversations', 'messages'], async (tx) => ({
+    conversations: await tx.getAll('conversations'),
+    messages: await tx.getAll('messages'),
+  }));
+  const kept = sinceMs ? messages.filter((m) => m.sentAt >= sinceMs) : messages;
+  const json = new TextEncoder().encode(JSON.stringify({ conversations, messages: kept }, replacer));
+  const out = new Uint8Array(json.length + 1);
+  out[0] = HISTORY_VERSION;
+  out.set(json, 1);
+  return out;
+}
+
+export async function uploadHistory(ctx: Ctx, sinceMs = 0): Promise<AttachmentInfo> {
+  const bytes = await exportHistory(ctx, sinceMs);
+  return uploadAttachment(ctx, { name: 'history.petrel', mime: 'application/x-petrel-history', bytes });
+}
+
+/** Imports a package; returns how many messages were new. */
+export async function importHistory(ctx: Ctx, bytes: Uint8Array): Promise<number> {
+  if (bytes[0] !== HISTORY_VERSION) throw new Error(`unknown history version ${bytes[0]}`);
+  const data = JSON.parse(new TextDecoder().decode(bytes.subarray(1)), reviver) as { conversations: ConversationRow[]; messages: MessageRow[] };
+  if (!Array.isArray(data.conversations) || !Array.isArray(data.messages)) throw new Error('history package shape');
+  let added = 0;
+  await ctx.store.write(['conversations', 'messages', 'seen'], async (tx) => {
+    for (const c of data.conversations) {
+      const have = await tx.get('conversations', c.id);
+      if (!have) await tx.put('conversations', { ...c, unread: 0 });
+      else if (c.groupVersion > have.groupVersion || c.lastActivity > have.lastActivity) {
+        await tx.put('conversations', { ...have, ...(c.groupVersion > have.groupVersion ? { title: c.title, members: c.members, groupVersion: c.groupVersion, left: c.left } : {}), lastActivity: Math.max(c.lastActivity, have.lastActivity), lastPreview: c.lastActivity > have.lastActivity ? c.lastPreview : have.lastPreview });
+      }
+    }
+    for (const m of data.messages) {
+      if (await tx.get('messages', m.key)) continue;
+      await tx.put('messages', m);
+      await tx.put('seen', { key: m.key, at: m.receivedAt });
+      added++;
+    }
+  });
+  return added;
+}
+
+export async function fetchHistory(ctx: Ctx, a: AttachmentInfo): Promise<number> {
+  return importHistory(ctx, await downloadAttachment(ctx, a.id, fromB64(a.pointer)));
+}

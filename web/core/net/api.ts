@@ -1,0 +1,150 @@
+/**
+ * The relay's HTTP API (relay/README.md) as typed calls. Bytes travel as base64url; errors
+ * come back as RelayError with the relay's stable code, or code 'network' when the relay
+ * could not be reached (the caller retries those; it does not retry a 4xx).
+ */
+import { fromB64, toB64 } from '../b64.ts';
+
+/** The subset of fetch the engine needs; browsers, workers and Node 20 all provide it. */
+export type Fetch = (url: string, init?: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; signal?: unknown }) => Promise<{
+  status: number;
+  ok: boolean;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}>;
+
+export class RelayError extends Error {
+  override readonly name = 'RelayError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly body: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+  /** Worth retrying later: the relay was unreachable, overloaded or failing. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export interface WireEnvelope {
+  readonly seq: number;
+  readonly messageId: number;
+  readonly sender: { readonly user: string; readonly device: string };
+  readonly timestamp: number;
+  readonly envelope: string;
+  readonly payload: string;
+}
+
+export interface Mismatch {
+  readonly missing: readonly { user: string; devices: string[] }[];
+  readonly extra: readonly { user: string; devices: string[] }[];
+}
+
+export class RelayApi {
+  token: string | null = null;
+
+  constructor(
+    private readonly base: string,
+    private readonly fetch: Fetch,
+  ) {}
+
+  async call<T = any>(method: string, path: string, body?: unknown, token: string | null = this.token): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res;
+    try {
+      res = await this.fetch(this.base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    } catch (e) {
+      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
+    }
+    const text = await res.text();
+    let parsed: any;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      parsed = {};
+    }
+    if (!res.ok) throw new RelayError(res.status, typeof parsed.error === 'string' ? parsed.error : 'http_' + res.status, parsed.message ?? `HTTP ${res.status}`, parsed);
+    return parsed as T;
+  }
+
+  // accounts
+  registerStart = (username: string, registrationRequest: string) =>
+    this.call<{ registrationResponse: string }>('POST', '/v1/accounts/register/start', { username, registrationRequest }, null);
+  registerFinish = (username: string, registrationRecord: string) =>
+    this.call<{ username: string; sessionToken: string }>('POST', '/v1/accounts/register/finish', { username, registrationRecord }, null);
+  loginStart = (username: string, startLoginRequest: string) =>
+    this.call<{ loginId: string; loginResponse: string }>('POST', '/v1/accounts/login/start', { username, startLoginRequest }, null);
+  loginFinish = (loginId: string, finishLoginRequest: string) =>
+    this.call<{ username: string; sessionToken: string; backup: string | null }>('POST', '/v1/accounts/login/finish', { loginId, finishLoginRequest }, null);
+  putBackup = (backup: Uint8Array, token: string) => this.call('PUT', '/v1/account/backup', { backup: toB64(backup) }, token);
+
+  // devices
+  putDeviceList = (list: Uint8Array, token = this.token) => this.call<{ version: number }>('PUT', '/v1/account/devices', { list: toB64(list) }, token);
+  issueToken = (deviceId: Uint8Array, token: string) => this.call<{ token: string }>('POST', `/v1/account/devices/${toB64(deviceId)}/token`, undefined, token);
+  claim = (claim: Uint8Array) => this.call<{ username: string; token: string }>('POST', '/v1/devices/claim', { claim: toB64(claim) }, null);
+  async deviceList(username: string): Promise<{ version: number; list: Uint8Array }> {
+    const r = await this.call<{ version: number; list: string }>('GET', `/v1/users/${encodeURIComponent(username)}/devices`, undefined, null);
+    return { version: r.version, list: fromB64(r.list) };
+  }
+
+  // keys
+  putPrekeys = (prekeys: Uint8Array[]) => this.call<{ oneTime: number; pqOneTime: number }>('PUT', '/v1/keys', { prekeys: prekeys.map(toB64) });
+  prekeyCount = () => this.call<{ signed: number; pqLastResort: number; oneTime: number; pqOneTime: number }>('GET', '/v1/keys/count');
+  async bundles(username: string, deviceIds: Uint8Array[]): Promise<{ bundles: { deviceId: Uint8Array; bundle: Uint8Array }[]; unavailable: string[] }> {
+    const q = deviceIds.length ? `?devices=${deviceIds.map(toB64).join(',')}` : '';
+    const r = await this.call<{ bundles: { deviceId: string; bundle: string }[]; unavailable: string[] }>('GET', `/v1/users/${encodeURIComponent(username)}/bundles${q}`);
+    return { bundles: r.bundles.map((b) => ({ deviceId: fromB64(b.deviceId), bundle: fromB64(b.bundle) })), unavailable: r.unavailable };
+  }
+
+  // messages
+  submit = (body: { clientMessageId: string; to: readonly string[]; payload: Uint8Array; envelopes: readonly { user: string; device: Uint8Array; body: Uint8Array }[] }) =>
+    this.call<{ messageId: number; timestamp: number }>('POST', '/v1/messages', {
+      clientMessageId: body.clientMessageId,
+      to: body.to,
+      payload: toB64(body.payload),
+      envelopes: body.envelopes.map((e) => ({ user: e.user, device: toB64(e.device), body: toB64(e.body) })),
+    });
+  inbox = (after: number, limit: number) => this.call<{ envelopes: WireEnvelope[]; more: boolean }>('GET', `/v1/inbox?after=${after}&limit=${limit}`);
+  ack = (seq: number) => this.call<{ acked: number }>('POST', '/v1/inbox/ack', { seq });
+
+  // attachments (relay/routes/attachments.ts)
+  createAttachment = (size: number) => this.call<{ id: string; chunkSize: number; expiresAt: number }>('POST', '/v1/attachments', { size });
+  async putChunk(id: string, idx: number, bytes: Uint8Array): Promise<void> {
+    let res;
+    try {
+      res = await this.fetch(`${this.base}/v1/attachments/${id}/chunks/${idx}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' },
+        body: bytes,
+      });
+    } catch (e) {
+      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!res.ok) {
+      const body = await res.text().then((t) => { try { return JSON.parse(t); } catch { return {}; } });
+      throw new RelayError(res.status, body.error ?? 'http_' + res.status, body.message ?? `HTTP ${res.status}`, body);
+    }
+    await res.arrayBuffer();
+  }
+  completeAttachment = (id: string) => this.call('POST', `/v1/attachments/${id}/complete`);
+  async downloadAttachment(id: string): Promise<Uint8Array> {
+    let res;
+    try {
+      res = await this.fetch(`${this.base}/v1/attachments/${id}`, { method: 'GET', headers: { authorization: `Bearer ${this.token}` } });
+    } catch (e) {
+      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!res.ok) throw new RelayError(res.status, res.status === 404 ? 'not_found' : 'http_' + res.status, `attachment download failed (HTTP ${res.status})`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  // push
+  vapidKey = () => this.call<{ publicKey: string }>('GET', '/v1/push/vapid', undefined, null);
+  putPushSubscription = (sub: { endpoint: string; keys: { p256dh: string; auth: string } }) => this.call('PUT', '/v1/push/subscription', sub);
+  deletePushSubscription = () => this.call('DELETE', '/v1/push/subscription');
+}

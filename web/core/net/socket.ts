@@ -1,0 +1,120 @@
+/**
+ * The live connection: authenticates with the device token in the first frame, catches up
+ * from our cursor and then streams envelopes as they are stored. It reconnects with backoff;
+ * while it is down the engine polls instead. Envelopes are handed to `onEnvelopes` one frame
+ * at a time and the next frame waits until that promise settles, so processing stays in order.
+ */
+import type { WireEnvelope } from './api.ts';
+
+export interface WsLike {
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code?: number }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number): void;
+  readonly readyState: number;
+}
+export type WsCtor = new (url: string) => WsLike;
+
+export interface SocketHandlers {
+  /** Current cursor (last committed seq). */
+  cursor(): Promise<number>;
+  onEnvelopes(items: WireEnvelope[]): Promise<number>;
+  onState(state: 'connecting' | 'online' | 'offline'): void;
+  /** The relay closed us for good (device removed / token replaced). */
+  onRevoked(): void;
+}
+
+export class LiveSocket {
+  private ws: WsLike | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly token: () => string | null,
+    private readonly Ctor: WsCtor,
+    private readonly h: SocketHandlers,
+  ) {}
+
+  get connected(): boolean {
+    return this.ws?.readyState === 1;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.ws?.close(1000);
+    this.ws = null;
+  }
+
+  /** The network is back: reconnect now instead of waiting out the backoff. */
+  kick(): void {
+    if (this.stopped || this.ws) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  send(frame: unknown): void {
+    if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(frame));
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const token = this.token();
+    if (!token) return;
+    this.h.onState('connecting');
+    const after = await this.h.cursor();
+    let ws: WsLike;
+    try {
+      ws = new this.Ctor(this.url);
+    } catch {
+      return this.retry();
+    }
+    this.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token, after }));
+    ws.onerror = () => {};
+    ws.onmessage = (ev) => {
+      let frame: any;
+      try {
+        frame = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      if (frame.type === 'ready') {
+        this.attempt = 0;
+        this.h.onState('online');
+      } else if (frame.type === 'envelopes' && Array.isArray(frame.items)) {
+        this.chain = this.chain
+          .then(() => this.h.onEnvelopes(frame.items))
+          .then((seq) => this.send({ type: 'ack', seq }))
+          .catch(() => ws.close(4000)); // processing failed: reconnect and resume from the cursor
+      }
+    };
+    ws.onclose = (ev) => {
+      if (this.ws === ws) this.ws = null;
+      if (ev.code === 4403 || ev.code === 4401) {
+        this.h.onState('offline');
+        this.h.onRevoked();
+        return;
+      }
+      this.retry();
+    };
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    this.h.onState('offline');
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(this.attempt++, 6));
+    this.timer = setTimeout(() => void this.connect(), delay);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Sending. A message is written to the outbox first (with its message row, in one
+ * transaction), so it survives restarts and offline periods. The outbox drains oldest first:
+ *
+ *  1. seal: encrypt once for every current device of the recipients and our own other devices
+ *     (starting sessions from fetched bundles where needed) and store the sealed submission
+ *     together with the advanced session records — so a retry resends the very same bytes and
+ *     the ratchet never advances twice for one message;
+ *  2. submit with the message id as the relay's idempotency key: a retry after a lost
+ *     response is answered with the first result, never delivered twice;
+ *  3. on 409 device_mismatch: refresh the lists of the named users, forget sessions with
+ *     devices that are gone, unseal and go again (bounded);
+ *  4. on a transient failure (offline, 5xx, 429): back off (1 s doubling to 60 s) and keep it.
+ */
+import {
+  activeDevices,
+  decodeBundle,
+  encodeDeviceSessions,
+  equalBytes,
+  fanoutEncrypt,
+  publicPart,
+  startSession,
+  verifyBundle,
+  type DevicePublic,
+  type DeviceSessions,
+} from '../../crypto/index.ts';
+import { address, type Ctx } from './context.ts';
+import { deviceList } from './directory.ts';
+import { RelayError } from './net/api.ts';
+import type { OutboxRow, SealedSubmission } from './store/schema.ts';
+
+const MAX_REPAIRS = 3;
+const MAX_BACKOFF_MS = 60_000;
+
+interface Target {
+  readonly user: string;
+  readonly device: DevicePublic;
+}
+
+/** Every device the message must reach: the recipients' active devices and our own other ones. */
+async function targetsFor(ctx: Ctx, to: readonly string[], refresh: ReadonlySet<string>): Promise<Target[]> {
+  const me = ctx.requireMe();
+  const out: Target[] = [];
+  for (const user of new Set([...to, me.username])) {
+    const list = await deviceList(ctx, user, { refresh: refresh.has(user) });
+    for (const d of activeDevices(list)) {
+      if (user === me.username && equalBytes(d.deviceId, me.device.deviceId)) continue;
+      out.push({ user, device: publicPart(d) });
+    }
+  }
+  return out;
+}
+
+/** Starts sessions with the targets that have none, one bundle request per user. */
+async function ensureSessions(ctx: Ctx, targets: readonly Target[]): Promise<Map<string, DeviceSessions>> {
+  const me = ctx.requireMe();
+  const records = new Map<string, DeviceSessions>();
+  const missing = new Map<string, Target[]>();
+  for (const t of targets) {
+    const addr = address(t.user, t.device.deviceId);
+    const r = await ctx.session(addr);
+    if (r.active?.sending) records.set(addr, r);
+    else missing.set(t.user, [...(missing.get(t.user) ?? []), t]);
+  }
+  for (const [user, ts] of missing) {
+    const got = await ctx.api.bundles(user, ts.map((t) => t.device.deviceId));
+    for (const t of ts) {
+      const b = got.bundles.find((x) => equalBytes(x.deviceId, t.device.deviceId));
+      if (!b) continue; // no signed prekey yet: the relay's 409 will say if it must be reached
+      const bundle = decodeBundle(b.bundle);
+      verifyBundle(bundle, t.device);
+      const addr = address(t.user, t.device.deviceId);
+      records.set(addr, startSession(await ctx.session(addr), me.device, t.device, bundle, ctx.rng));
+    }
+  }
+  return records;
+}
+
+async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>): Promise<OutboxRow> {
+  return ctx.lock(async () => {
+    const targets = await targetsFor(ctx, row.to, refresh);
+    const records = await ensureSessions(ctx, targets);
+    const reachable = targets.filter((t) => records.has(address(t.user, t.device.deviceId)));
+    const out = fanoutEncrypt(
+      row.content,
+      reachable.map((t) => ({ address: t, record: records.get(address(t.user, t.device.deviceId))! })),
+      ctx.rng,
+    );
+    const sealed: SealedSubmission = {
+      payload: out.payload,
+      envelopes: out.messages.map((m) => ({ user: m.address.user, device: m.address.device.deviceId, body: m.message })),
+    };
+    const next: OutboxRow = { ...row, sealed };
+    await ctx.store.write(['sessions', 'outbox'], async (tx) => {
+      for (const m of out.messages) await tx.put('sessions', { address: address(m.address.user, m.address.device.deviceId), record: encodeDeviceSessions(m.record) });
+      await tx.put('outbox', next);
+    });
+    for (const m of out.messages) ctx.sessions.set(address(m.address.user, m.address.device.deviceId), m.record);
+    return next;
+  });
+}
+
+export type SendOutcome = 'sent' | 'retry' | 'failed';
+
+async function finish(ctx: Ctx, row: OutboxRow, status: 'sent' | 'failed', error: string | null): Promise<void> {
+  const me = ctx.requireMe();
+  const key = `${me.username}/${row.id}`;
+  let conversation: string | null = null;
+  await ctx.store.write(['outbox', 'messages'], async (tx) => {
+    await tx.delete('outbox', row.id);
+    const m = await tx.get('messages', key);
+    if (m && m.status === 'pending') {
+      conversation = m.conversation;
+      await tx.put('messages', { ...m, status });
+    }
+  });
+  if (error) ctx.emit({ type: 'error', code: error, message: `A message could not be sent (${error}).` });
+  if (conversation) ctx.emit({ type: 'message-updated', conversation, id: row.id });
+}
+
+/** One attempt at one outbox row. */
+export async function sendOne(ctx: Ctx, initial: OutboxRow): Promise<SendOutcome> {
+  let row = initial;
+  const refresh = new Set<string>();
+  for (let round = 0; round <= MAX_REPAIRS; round++) {
+    try {
+      if (!row.sealed) row = await seal(ctx, row, refresh);
+      if (row.sealed!.envelopes.length === 0) {
+        await finish(ctx, row, 'sent', null); // nobody else to reach (a note to self on a single device)
+        return 'sent';
+      }
+      await ctx.api.submit({ clientMessageId: row.id, to: row.to, payload: row.sealed!.payload, envelopes: row.sealed!.envelopes });
+      await finish(ctx, row, 'sent', null);
+      return 'sent';
+    } catch (e) {
+      if (e instanceof RelayError && e.code === 'device_mismatch' && round < MAX_REPAIRS) {
+        const body = e.body as { missing?: { user: string }[]; extra?: { user: string; devices: string[] }[] };
+        for (const m of body.missing ?? []) refresh.add(m.user);
+        for (const x of body.extra ?? []) refresh.add(x.user);
+        row = { ...row, sealed: null };
+        continue;
+      }
+      if (e instanceof RelayError && !e.transient) {
+        await finish(ctx, row, 'failed', e.code);
+        return 'failed';
+      }
+      await backOff(ctx, row, e instanceof Error ? e.message : String(e));
+      return 'retry';
+    }
+  }
+  // Still mismatched after refreshing: a device without prekeys yet, or lists changing under us.
+  await backOff(ctx, row, 'device lists kept changing');
+  return 'retry';
+}
+
+async function backOff(ctx: Ctx, row: OutboxRow, error: string): Promise<void> {
+  const attempts = row.attempts + 1;
+  const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts - 1, 6));
+  const next = { ...row, attempts, nextAttemptAt: ctx.now() + delay, lastError: error.slice(0, 200) };
+  await ctx.store.write(['outbox'], (tx) => tx.put('outbox', next));
+}
+
+/** Pending outbox rows, oldest first. */
+export function pendingRows(ctx: Ctx): Promise<OutboxRow[]> {
+  return ctx.store.read(['outbox'], (tx) => tx.getAll('outbox', { index: 'byCreated' }));
+}

@@ -1,0 +1,69 @@
+/**
+ * What the engine offers the screens (web/ui), the service worker and the headless CLI. Every
+ * user action goes through the Engine (engine.ts); views read from the store and listen for
+ * EngineEvents to refresh. Nothing here depends on the DOM or on Node.
+ */
+import type { ConversationRow, MessageRow } from './store/schema.ts';
+
+export type { ConversationRow, MessageRow };
+
+/** A message as the CLI prints it and the UI shows it. */
+export interface MessageView {
+  /** `sender/id`: what reactions, edits, deletes and replies refer to. */
+  readonly key: string;
+  readonly id: string;
+  /** Position in its conversation; pass as `before` to page further back. */
+  readonly order: number;
+  readonly conversation: string;
+  readonly from: string;
+  readonly fromDevice: string;
+  readonly text: string;
+  readonly sentAt: number;
+  readonly status: MessageRow['status'];
+  readonly replyTo: string | null;
+  readonly reactions: Readonly<Record<string, string>>;
+  readonly edited: boolean;
+  readonly deleted: boolean;
+  readonly attachment: { readonly name: string; readonly mime: string; readonly size: number } | null;
+  readonly system: boolean;
+}
+
+export interface DeviceView {
+  readonly deviceId: string;
+  readonly name: string;
+  readonly addedAt: number;
+  readonly current: boolean;
+}
+
+export interface SafetyNumberView {
+  readonly digits: string;
+  /** The QR payload (crypto/'s safety-number QR bytes), base64url. */
+  readonly qr: string;
+  readonly verified: boolean;
+  readonly keyChanged: boolean;
+}
+
+export type ConnectionState = 'offline' | 'connecting' | 'online';
+
+export type EngineEvent =
+  | { readonly type: 'messages'; readonly conversation: string; readonly messages: readonly MessageView[] }
+  | { readonly type: 'message-updated'; readonly conversation: string; readonly id: string }
+  | { readonly type: 'conversations' }
+  | { readonly type: 'typing'; readonly conversation: string; readonly user: string; readonly typing: boolean }
+  | { readonly type: 'connection'; readonly state: ConnectionState }
+  | { readonly type: 'outbox'; readonly pending: number }
+  | { readonly type: 'device-added'; readonly deviceId: string; readonly name: string }
+  | { readonly type: 'key-changed'; readonly user: string }
+  | { readonly type: 'history-imported'; readonly messages: number }
+  | { readonly type: 'error'; readonly code: string; readonly message: string };
+
+/** Errors the engine reports to people: `code` is stable, `message` says what to do. */
+export class EngineError extends Error {
+  override readonly name = 'EngineError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

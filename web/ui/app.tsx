@@ -1,0 +1,54 @@
+/** The app shell: welcome screen, or the conversation list + conversation + panel, with banners. */
+import { Chats } from './chats.tsx';
+import { Conversation } from './conversation.tsx';
+import { reloadPending, reloadSafely } from './drafts.ts';
+import { Panels } from './panels.tsx';
+import { connection, current, me, online, panel, pending, persistence, saveSettings, settings, toast, updateReady } from './state.ts';
+import { Welcome } from './welcome.tsx';
+
+export function App() {
+  return (
+    <>
+      <UpdateBanner />
+      {me.value ? <Shell /> : <Welcome />}
+      {toast.value && <div class={`toast ${toast.value.kind}`} role={toast.value.kind === 'error' ? 'alert' : 'status'}>{toast.value.text}</div>}
+    </>
+  );
+}
+
+/** A new version is installed and waiting; it takes over only when the person says so. */
+function UpdateBanner() {
+  const apply = updateReady.value;
+  if (!apply) return null;
+  return (
+    <div class="banner update" role="status">
+      {reloadPending.value ? (
+        'Petrel will reload to the new version as soon as your attachment has been sent.'
+      ) : (
+        <>
+          A new version of Petrel is ready. <button onClick={() => reloadSafely(apply)}>Reload</button>
+        </>
+      )}
+    </div>
+  );
+}
+
+function Shell() {
+  const offline = !online.value || connection.value === 'offline';
+  return (
+    <div class={`shell ${current.value ? 'has-conversation' : ''} ${panel.value.kind !== 'none' ? 'has-panel' : ''}`}>
+      {offline && <div class="banner offline" role="status">Offline — messages you send wait in the outbox and go out when you are back online.</div>}
+      {me.value && !me.value.hasAccountKey && <div class="banner" role="status">Finishing the link: waiting for your other device to send the account key…</div>}
+      {persistence.value === false && !settings.value.persistNoticeSeen && (
+        <div class="banner" role="status">
+          This browser may delete Petrel’s data (your keys and history) when the disk runs low. Installing Petrel as an app or turning on notifications usually makes it keep them; a second linked device keeps your history safe either way.{' '}
+          <button onClick={() => void saveSettings({ persistNoticeSeen: true })}>Got it</button>
+        </div>
+      )}
+      {pending.value > 0 && <div class="outbox" role="status" aria-live="polite">{pending.value} message{pending.value > 1 ? 's' : ''} waiting to send</div>}
+      <Chats />
+      <Conversation />
+      <Panels />
+    </div>
+  );
+}

@@ -1,0 +1,205 @@
+/**
+ * One conversation: bubbles with day separators and status ticks, replies, reactions, edits,
+ * deletes, attachments, the typing indicator, and scroll-back that loads older pages only when
+ * the top is reached (a 10,000-message conversation opens with 50; at most 250 are in the DOM).
+ * User text is only ever rendered as text nodes.
+ *
+ * Keyboard: the message list is one tab stop; arrow keys move between messages (Home/End to
+ * the ends), and Tab from a message reaches its actions, which are shown while it has focus.
+ */
+import { type Signal, useSignal } from '@preact/signals';
+import { useEffect, useRef } from 'preact/hooks';
+import type { ConversationRow, MessageView } from '../core/types.ts';
+import { Composer, EMOJI } from './composer.tsx';
+import { act, currentConversation, engine, hasNewer, hasOlder, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
+
+const TICKS: Record<string, { mark: string; label: string }> = {
+  pending: { mark: '🕓', label: 'waiting to send' },
+  sent: { mark: '✓', label: 'sent' },
+  delivered: { mark: '✓✓', label: 'delivered' },
+  read: { mark: '✓✓', label: 'read' },
+  failed: { mark: '⚠', label: 'not sent' },
+};
+
+const day = (ms: number) => new Date(ms).toLocaleDateString([], { weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' });
+const clock = (ms: number) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+export function Conversation() {
+  const conv = currentConversation.value;
+  if (!conv) {
+    return (
+      <section class="conversation empty-state" aria-label="Conversation">
+        <p>Select a conversation on the left, or start one with “+ Chat” and a username.</p>
+      </section>
+    );
+  }
+  // Keyed: reply, edit and scroll state belong to one conversation and start fresh in the next.
+  return <Open key={conv.id} conv={conv} />;
+}
+
+function Open({ conv }: { conv: ConversationRow }) {
+  const listRef = useRef<HTMLOListElement>(null);
+  const topRef = useRef<HTMLLIElement>(null);
+  const bottomRef = useRef<HTMLLIElement>(null);
+  const replyTo = useSignal<MessageView | null>(null);
+  const editing = useSignal<MessageView | null>(null);
+  const atBottom = useRef(true);
+
+  useEffect(() => {
+    const el = listRef.current;
+    if (el && atBottom.current && !hasNewer.value) el.scrollTop = el.scrollHeight;
+  }, [messages.value]);
+  usePager(listRef, topRef, hasOlder.value, 'first', loadOlder, () => (atBottom.current = false));
+  usePager(listRef, bottomRef, hasNewer.value, 'last', loadNewer);
+
+  const who = typing.value[conv.id] ?? [];
+  const lastIn = hasNewer.value ? undefined : [...messages.value].reverse().find((m) => m.from !== me.value?.username && !m.system);
+  let lastDay = '';
+  return (
+    <section class="conversation" aria-label={`Conversation with ${conv.title}`}>
+      <header class="conv-head">
+        <button class="back" onClick={() => void openConversation(null)} aria-label="Back to conversations">←</button>
+        <h2>{conv.title}</h2>
+        <button onClick={() => (panel.value = conv.kind === 'group' ? { kind: 'group-info' } : { kind: 'contact', user: conv.title })} aria-label={conv.kind === 'group' ? 'Group info' : 'Contact info'}>Info</button>
+      </header>
+      {conv.keyWarning && (
+        <div class="banner warn" role="alert">
+          The security key of someone in this conversation changed. Compare safety numbers in their contact info before sharing anything sensitive.{' '}
+          <button onClick={() => void act(() => engine.value!.acknowledgeKeyChange(conv.id))}>Dismiss</button>
+        </div>
+      )}
+      <ol class="messages" ref={listRef} tabIndex={0} aria-label="Messages" aria-describedby="messages-help" onKeyDown={moveFocus}
+        onScroll={(e) => (atBottom.current = e.currentTarget.scrollTop + e.currentTarget.clientHeight >= e.currentTarget.scrollHeight - 40)}>
+        <li ref={topRef} class="top-sentinel">{hasOlder.value ? <button onClick={() => void loadOlder()}>Load earlier messages</button> : messages.value.length ? <span>Beginning of the conversation</span> : null}</li>
+        {messages.value.length === 0 && <li class="empty">No messages yet. Say hello — only the people in this conversation can read it.</li>}
+        {messages.value.map((m) => {
+          const d = day(m.sentAt);
+          const sep = d !== lastDay ? ((lastDay = d), <li class="day" key={`d-${d}`}><span>{d}</span></li>) : null;
+          return [sep, <Bubble key={m.key} m={m} conv={conv} onReply={() => (replyTo.value = m)} onEdit={() => (editing.value = m)} />];
+        })}
+        <li ref={bottomRef} class="bottom-sentinel">{hasNewer.value ? <button onClick={() => void loadNewer()}>Load newer messages</button> : null}</li>
+      </ol>
+      <p id="messages-help" class="visually-hidden">Arrow keys move between messages; Tab reaches the actions of the selected message.</p>
+      {/* Screen readers hear arriving messages once, not the whole list again after each page load. */}
+      <p class="visually-hidden" aria-live="polite">{lastIn ? `${lastIn.from}: ${lastIn.deleted ? 'deleted a message' : lastIn.text}` : ''}</p>
+      <p class="typing" aria-live="polite">{who.length ? `${who.join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : ''}</p>
+      {conv.left ? <p class="banner">You are no longer a member of this group.</p> : <Composer conv={conv} replyTo={replyTo} editing={editing} />}
+    </section>
+  );
+}
+
+/** Loads a page when the sentinel at one end comes into view, keeping the reader's place. */
+function usePager(list: { current: HTMLElement | null }, sentinel: { current: HTMLElement | null }, more: boolean, edge: 'first' | 'last', load: () => Promise<void>, before?: () => void) {
+  useEffect(() => {
+    const s = sentinel.current;
+    const l = list.current;
+    if (!s || !l || !more) return;
+    const io = new IntersectionObserver(async ([entry]) => {
+      if (!entry?.isIntersecting) return;
+      before?.();
+      await keepPlace(l, edge, load);
+    }, { root: l });
+    io.observe(s);
+    return () => io.disconnect();
+  }, [more]);
+}
+
+/**
+ * Runs a page load without moving what the reader looks at: the message at the edge being
+ * extended stays where it was on screen (the window may also drop messages at the far end).
+ */
+async function keepPlace(list: HTMLElement, edge: 'first' | 'last', load: () => Promise<void>): Promise<void> {
+  const items = list.querySelectorAll<HTMLElement>('.bubble, .system');
+  const anchor = edge === 'first' ? items[0] : items[items.length - 1];
+  const before = anchor?.getBoundingClientRect().top ?? 0;
+  await load();
+  await new Promise((r) => requestAnimationFrame(r));
+  if (anchor?.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - before;
+}
+
+function moveFocus(e: KeyboardEvent): void {
+  const list = e.currentTarget as HTMLElement;
+  const bubbles = [...list.querySelectorAll<HTMLElement>(':scope > .bubble')];
+  if (!bubbles.length) return;
+  const at = bubbles.indexOf(e.target as HTMLElement);
+  let next: HTMLElement | undefined;
+  if (e.key === 'ArrowUp') next = at < 0 ? bubbles.at(-1) : bubbles[Math.max(0, at - 1)];
+  else if (e.key === 'ArrowDown') next = at < 0 ? bubbles.at(-1) : bubbles[Math.min(bubbles.length - 1, at + 1)];
+  else if (e.key === 'Home' && at >= 0) next = bubbles[0];
+  else if (e.key === 'End' && at >= 0) next = bubbles.at(-1);
+  else if (e.key === 'Escape' && at >= 0) next = list;
+  if (!next) return;
+  e.preventDefault();
+  next.focus(); // the pager's sentinels load more when the focused message nears an end
+  next.scrollIntoView({ block: 'nearest' });
+}
+
+function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: ConversationRow; onReply: () => void; onEdit: () => void }) {
+  const mine = m.from === me.value?.username;
+  const picking = useSignal(false);
+  if (m.system) return <li class="system"><span>{m.text}</span></li>;
+  const quoted = m.replyTo ? messages.value.find((x) => x.key === m.replyTo) : undefined;
+  const tick = TICKS[m.status];
+  const showFrom = !mine && conv.kind === 'group';
+  return (
+    <li class={`bubble ${mine ? 'mine' : 'theirs'}`} data-status={m.status} tabIndex={-1}>
+      {showFrom ? <span class="from">{m.from}</span> : <span class="visually-hidden">{mine ? 'You' : m.from}: </span>}
+      {m.replyTo && <blockquote>{quoted ? (quoted.deleted ? 'Deleted message' : `${quoted.from}: ${quoted.text.slice(0, 140)}`) : 'An earlier message'}</blockquote>}
+      {m.deleted ? <em class="deleted">This message was deleted</em> : m.text && <p class="text">{m.text}</p>}
+      {m.attachment && !m.deleted && <Attachment m={m} />}
+      <span class="meta">
+        <time dateTime={new Date(m.sentAt).toISOString()}>{clock(m.sentAt)}</time>
+        {m.edited && !m.deleted && <span> · edited</span>}
+        {mine && tick && <span class={`tick ${m.status}`} title={tick.label}><span aria-hidden="true"> {tick.mark}</span><span class="visually-hidden">, {tick.label}</span></span>}
+      </span>
+      {Object.keys(m.reactions).length > 0 && (
+        <span class="reactions" aria-label={`Reactions: ${Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}`}>
+          {Object.entries(m.reactions).map(([u, r]) => <span title={u} key={u} aria-hidden="true">{r}</span>)}
+        </span>
+      )}
+      {!m.deleted && (
+        <span class="actions">
+          <button onClick={onReply} aria-label="Reply">↩</button>
+          <button onClick={() => (picking.value = !picking.value)} aria-label="React" aria-expanded={picking.value}>☺</button>
+          {mine && <button onClick={onEdit} aria-label="Edit">✎</button>}
+          {mine && <button onClick={() => confirm('Delete this message for everyone?') && void act(() => engine.value!.deleteForEveryone(conv.id, m.key))} aria-label="Delete for everyone">✕</button>}
+        </span>
+      )}
+      {picking.value && <Reactions m={m} conv={conv} open={picking} />}
+    </li>
+  );
+}
+
+function Reactions({ m, conv, open }: { m: MessageView; conv: ConversationRow; open: Signal<boolean> }) {
+  const mineNow = m.reactions[me.value!.username];
+  return (
+    <span class="picker" role="group" aria-label="React with">
+      {EMOJI.map((e) => (
+        <button key={e} aria-pressed={mineNow === e} onClick={() => ((open.value = false), void act(() => engine.value!.react(conv.id, m.key, mineNow === e ? '' : e)))}>{e}</button>
+      ))}
+    </span>
+  );
+}
+
+function Attachment({ m }: { m: MessageView }) {
+  const url = useSignal<string | null>(null);
+  const busy = useSignal(false);
+  const a = m.attachment!;
+  // A decrypted file lives in memory as a blob: URL; free it when the bubble goes away.
+  useEffect(() => () => void (url.value && URL.revokeObjectURL(url.value)), []);
+  const open = async () => {
+    busy.value = true;
+    const file = await act(() => engine.value!.attachmentBytes(m.key));
+    busy.value = false;
+    if (!file) return;
+    url.value = URL.createObjectURL(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: file.mime }));
+  };
+  const size = a.size < 1024 * 1024 ? `${Math.ceil(a.size / 1024)} KB` : `${(a.size / 1024 / 1024).toFixed(1)} MB`;
+  if (url.value && a.mime.startsWith('image/')) return <img class="attachment-image" src={url.value} alt={a.name} />;
+  if (url.value) return <a class="attachment" href={url.value} download={a.name}>Save {a.name}</a>;
+  return (
+    <button class="attachment" onClick={open} disabled={busy.value} aria-busy={busy.value}>
+      📎 {a.name} ({size}){busy.value ? ' — downloading and decrypting…' : a.mime.startsWith('image/') ? ' — show' : ' — open'}
+    </button>
+  );
+}

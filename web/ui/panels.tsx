@@ -1,0 +1,217 @@
+/** Side panels: new chat, new group, group info, contact info (safety number), settings. */
+import { useSignal } from '@preact/signals';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import type { DeviceView, SafetyNumberView } from '../core/types.ts';
+import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
+import { Qr } from './qr.tsx';
+import { act, currentConversation, engine, me, openConversation, panel, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
+
+const close = () => (panel.value = { kind: 'none' });
+
+/**
+ * A side panel. Opening it moves focus into it (the first field, else its heading), so keyboard
+ * and screen-reader users land where the new content is; Escape or Close hands focus back to
+ * whatever opened it.
+ */
+function Panel({ title, children }: { title: string; children: preact.ComponentChildren }) {
+  const ref = useRef<HTMLElement>(null);
+  // Layout effect: focus moves before the next keystroke can land in the element left behind.
+  useLayoutEffect(() => {
+    const opener = document.activeElement as HTMLElement | null;
+    const first = ref.current?.querySelector<HTMLElement>('input:not([type=checkbox]), textarea, select') ?? ref.current?.querySelector<HTMLElement>('h2');
+    first?.focus();
+    return () => {
+      if (opener?.isConnected) opener.focus();
+    };
+  }, []);
+  return (
+    <aside class="panel" aria-label={title} ref={ref} onKeyDown={(e) => e.key === 'Escape' && close()}>
+      <header>
+        <h2 tabIndex={-1}>{title}</h2>
+        <button onClick={close} aria-label="Close">✕</button>
+      </header>
+      {children}
+    </aside>
+  );
+}
+
+export function Panels() {
+  const p = panel.value;
+  if (p.kind === 'new-chat') return <NewChat />;
+  if (p.kind === 'new-group') return <NewGroup />;
+  if (p.kind === 'group-info') return <GroupInfo />;
+  if (p.kind === 'contact') return <Contact user={p.user} />;
+  if (p.kind === 'settings') return <SettingsPanel />;
+  return null;
+}
+
+function NewChat() {
+  const name = useSignal('');
+  return (
+    <Panel title="New chat">
+      <form onSubmit={async (e) => {
+        e.preventDefault();
+        const id = await act(() => engine.value!.openDirect(name.value.trim()));
+        if (id) {
+          await refreshConversations();
+          await openConversation(id);
+        }
+      }}>
+        <label>Username<input required value={name.value} onInput={(e) => (name.value = e.currentTarget.value)} /></label>
+        <button class="primary" type="submit">Start chat</button>
+      </form>
+    </Panel>
+  );
+}
+
+function NewGroup() {
+  const name = useSignal('');
+  const members = useSignal('');
+  return (
+    <Panel title="New group">
+      <form onSubmit={async (e) => {
+        e.preventDefault();
+        const list = members.value.split(/[\s,]+/).filter(Boolean);
+        const id = await act(() => engine.value!.createGroup(name.value, list));
+        if (id) {
+          await refreshConversations();
+          await openConversation(id);
+        }
+      }}>
+        <label>Group name<input required maxLength={128} value={name.value} onInput={(e) => (name.value = e.currentTarget.value)} /></label>
+        <label>Members (usernames, separated by spaces or commas)<input required value={members.value} onInput={(e) => (members.value = e.currentTarget.value)} /></label>
+        <button class="primary" type="submit">Create group</button>
+      </form>
+    </Panel>
+  );
+}
+
+function GroupInfo() {
+  const conv = currentConversation.value;
+  const add = useSignal('');
+  const rename = useSignal(conv?.title ?? '');
+  if (!conv) return null;
+  return (
+    <Panel title="Group info">
+      <form onSubmit={(e) => (e.preventDefault(), void act(() => engine.value!.renameGroup(conv.id, rename.value)))}>
+        <label>Name<input value={rename.value} onInput={(e) => (rename.value = e.currentTarget.value)} /></label>
+        <button type="submit">Rename</button>
+      </form>
+      <h3>Members</h3>
+      <ul class="members">
+        <li>{me.value?.username} (you)</li>
+        {conv.members.map((m) => (
+          <li key={m}>
+            <button class="link" onClick={() => (panel.value = { kind: 'contact', user: m })}>{m}</button>
+            <button onClick={() => confirm(`Remove ${m} from the group?`) && void act(() => engine.value!.removeMember(conv.id, m))} aria-label={`Remove ${m}`}>Remove</button>
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={(e) => (e.preventDefault(), void act(async () => { await engine.value!.addMember(conv.id, add.value.trim()); add.value = ''; }))}>
+        <label>Add member<input value={add.value} onInput={(e) => (add.value = e.currentTarget.value)} /></label>
+        <button type="submit">Add</button>
+      </form>
+      <button class="danger" onClick={() => confirm('Leave this group?') && void act(() => engine.value!.leaveGroup(conv.id))}>Leave group</button>
+    </Panel>
+  );
+}
+
+function Contact({ user }: { user: string }) {
+  const sn = useSignal<SafetyNumberView | null>(null);
+  const load = () => act(async () => (sn.value = await engine.value!.safetyNumber(user)));
+  useEffect(() => void load(), [user]);
+  return (
+    <Panel title={user}>
+      <h3>Safety number</h3>
+      {sn.value ? (
+        <>
+          <p class="digits" aria-label="Safety number digits">{sn.value.digits.match(/.{1,5}/g)!.join(' ')}</p>
+          <Qr text={sn.value.qr} label="Safety number as a QR code" />
+          {sn.value.keyChanged && <p class="banner warn">This contact's security key changed. Compare the numbers again.</p>}
+          <p class="hint">Compare these digits with {user} in person or on a call. If they match, nobody is in the middle.</p>
+          <label class="check">
+            <input type="checkbox" checked={sn.value.verified} onChange={async (e) => { await act(() => engine.value!.markVerified(user, e.currentTarget.checked)); await load(); }} />
+            Verified
+          </label>
+        </>
+      ) : (
+        <progress aria-label="Loading" />
+      )}
+    </Panel>
+  );
+}
+
+function SettingsPanel() {
+  const devices = useSignal<DeviceView[]>([]);
+  const code = useSignal('');
+  const linking = useSignal(false);
+  const load = () => act(async () => (devices.value = await engine.value!.devices()));
+  useEffect(() => void load(), []);
+  return (
+    <Panel title="Settings">
+      <p>Signed in as <strong>{me.value?.username}</strong></p>
+      <h3>Your devices</h3>
+      <ul class="devices">
+        {devices.value.map((d) => (
+          <li key={d.deviceId}>
+            {d.name} {d.current && <em>(this device)</em>}
+            {!d.current && <button onClick={() => confirm(`Remove “${d.name}”? It stops receiving messages at once.`) && void act(async () => { await engine.value!.removeDevice(d.deviceId); await load(); })}>Remove</button>}
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={async (e) => {
+        e.preventDefault();
+        linking.value = true;
+        const r = await act(() => engine.value!.approveLink(code.value));
+        linking.value = false;
+        if (r) {
+          say(`Linked ${r.name}. It is receiving your history.`);
+          code.value = '';
+          await load();
+        }
+      }}>
+        <label>Link a new device: paste the code it shows<textarea rows={3} value={code.value} onInput={(e) => (code.value = e.currentTarget.value)} data-testid="approve-code" /></label>
+        <button type="submit" disabled={linking.value || !code.value.trim()}>{linking.value ? 'Waiting for the new device…' : 'Approve device'}</button>
+        {linking.value && <progress aria-label="Linking" />}
+      </form>
+      <h3>Notifications</h3>
+      <label class="check">
+        <input type="checkbox" checked={settings.value.notifications} onChange={async (e) => {
+          const on = e.currentTarget.checked;
+          if (on) {
+            const r = await act(() => enableNotifications(engine.value!));
+            if (r === 'denied') say('Notifications are blocked for this site in your browser settings.', 'error');
+            else if (r === 'unsupported') say('This browser cannot receive push notifications.', 'error');
+            await saveSettings({ notifications: r === 'on' });
+            // Chromium grants persistent storage to sites allowed to notify: ask again now.
+            if (r === 'on' && persistence.value !== true) persistence.value = await requestPersistence().catch(() => null);
+          } else {
+            await act(() => disableNotifications(engine.value!));
+            await saveSettings({ notifications: false });
+          }
+        }} />
+        Notify me of new messages
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={settings.value.previews} onChange={(e) => void saveSettings({ previews: e.currentTarget.checked })} />
+        Show the sender and message text in notifications (off: “New message” only)
+      </label>
+      <h3>Appearance</h3>
+      <label>Theme
+        <select value={settings.value.theme} onChange={(e) => void saveSettings({ theme: e.currentTarget.value as 'system' | 'light' | 'dark' })}>
+          <option value="system">Same as the system</option>
+          <option value="light">Light</option>
+          <option value="dark">Dark</option>
+        </select>
+      </label>
+      <h3>Storage</h3>
+      <p class="hint">
+        {persistence.value === true
+          ? 'This browser keeps Petrel’s data (your keys and history) even when disk space runs low.'
+          : persistence.value === false
+            ? 'The browser may delete Petrel’s data when disk space runs low. Install Petrel as an app or bookmark it to make storage persistent; keep another device linked so you do not lose your history.'
+            : 'This browser does not say whether it keeps Petrel’s data.'}
+      </p>
+    </Panel>
+  );
+}

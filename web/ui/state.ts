@@ -1,0 +1,204 @@
+/**
+ * The page's state as Preact signals, and the actions screens call. Every action goes through
+ * the engine; views re-read from the store when the engine says something changed.
+ */
+import { computed, signal } from '@preact/signals';
+import type { Engine } from '../core/engine.ts';
+import type { ConversationRow, ConnectionState, EngineEvent, MessageView } from '../core/types.ts';
+import { DEFAULT_SETTINGS, readSettings, type Settings, writeSettings } from '../shared/settings.ts';
+
+export type Panel =
+  | { kind: 'none' }
+  | { kind: 'new-chat' }
+  | { kind: 'new-group' }
+  | { kind: 'group-info' }
+  | { kind: 'contact'; user: string }
+  | { kind: 'settings' };
+
+export const engine = signal<Engine | null>(null);
+export const me = signal<{ username: string; deviceId: string; hasAccountKey: boolean } | null>(null);
+export const conversations = signal<ConversationRow[]>([]);
+export const current = signal<string | null>(null);
+export const messages = signal<MessageView[]>([]);
+export const hasOlder = signal(false);
+/** The window was scrolled back far enough that the newest messages were dropped from it. */
+export const hasNewer = signal(false);
+export const connection = signal<ConnectionState>('offline');
+export const online = signal(typeof navigator === 'undefined' ? true : navigator.onLine);
+export const pending = signal(0);
+export const typing = signal<Record<string, string[]>>({});
+export const toast = signal<{ text: string; kind: 'info' | 'error' } | null>(null);
+export const panel = signal<Panel>({ kind: 'none' });
+export const updateReady = signal<(() => void) | null>(null);
+export const search = signal('');
+export const settings = signal<Settings>(DEFAULT_SETTINGS);
+export const persistence = signal<boolean | null>(null);
+
+export const currentConversation = computed(() => conversations.value.find((c) => c.id === current.value) ?? null);
+export const visibleConversations = computed(() => {
+  const q = search.value.trim().toLowerCase();
+  return q ? conversations.value.filter((c) => c.title.toLowerCase().includes(q) || c.lastPreview.toLowerCase().includes(q)) : conversations.value;
+});
+
+const PAGE = 50;
+/** At most this many messages are in the DOM; scrolling pages more in and drops the far end. */
+const WINDOW = 250;
+
+export function say(text: string, kind: 'info' | 'error' = 'info'): void {
+  toast.value = { text, kind };
+  setTimeout(() => {
+    if (toast.value?.text === text) toast.value = null;
+  }, kind === 'error' ? 8000 : 4000);
+}
+
+/** Runs an action, turning its error into words a person can act on. */
+export async function act<T>(f: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await f();
+  } catch (e) {
+    say(e instanceof Error ? e.message : String(e), 'error');
+    return undefined;
+  }
+}
+
+export async function refreshConversations(): Promise<void> {
+  const e = engine.value;
+  if (e?.state()) conversations.value = await e.conversations();
+}
+
+export async function openConversation(id: string | null): Promise<void> {
+  current.value = id;
+  panel.value = { kind: 'none' };
+  messages.value = [];
+  if (!id || !engine.value) return;
+  const page = await engine.value.messages(id, { limit: PAGE });
+  messages.value = page;
+  hasOlder.value = page.length === PAGE;
+  hasNewer.value = false;
+  if (currentConversation.value?.unread) void act(() => engine.value!.markRead(id));
+}
+
+/** Loads the page before the oldest shown message (scroll-back without loading everything). */
+let paging = false;
+
+export async function loadOlder(): Promise<void> {
+  if (paging) return;
+  paging = true;
+  try {
+    await olderPage();
+  } finally {
+    paging = false;
+  }
+}
+
+async function olderPage(): Promise<void> {
+  const id = current.value;
+  const first = messages.value[0];
+  if (!id || !first || !engine.value) return;
+  const page = await engine.value.messages(id, { before: first.order, limit: PAGE });
+  hasOlder.value = page.length === PAGE;
+  const next = [...page, ...messages.value];
+  if (next.length > WINDOW) hasNewer.value = true;
+  messages.value = next.slice(0, WINDOW);
+}
+
+/** Loads the page after the newest shown message (scrolling down again after going far back). */
+export async function loadNewer(): Promise<void> {
+  if (paging) return;
+  paging = true;
+  try {
+    await newerPage();
+  } finally {
+    paging = false;
+  }
+}
+
+async function newerPage(): Promise<void> {
+  const id = current.value;
+  const last = messages.value[messages.value.length - 1];
+  if (!id || !last || !engine.value) return;
+  const page = await engine.value.messages(id, { after: last.order, limit: PAGE });
+  hasNewer.value = page.length === PAGE;
+  const next = [...messages.value, ...page];
+  if (next.length > WINDOW) hasOlder.value = true;
+  messages.value = next.slice(-WINDOW);
+}
+
+async function reloadCurrent(): Promise<void> {
+  const id = current.value;
+  if (!id || !engine.value) return;
+  if (hasNewer.value) {
+    // Scrolled far back: refresh what is shown in place, do not jump to the newest.
+    const first = messages.value[0];
+    if (first) messages.value = await engine.value.messages(id, { after: first.order - 1, limit: messages.value.length });
+    return;
+  }
+  const n = Math.min(WINDOW, Math.max(PAGE, messages.value.length));
+  messages.value = await engine.value.messages(id, { limit: n });
+}
+
+export function handleEvent(e: EngineEvent): void {
+  switch (e.type) {
+    case 'messages':
+    case 'message-updated':
+      void refreshConversations();
+      if (e.conversation === current.value) {
+        void reloadCurrent();
+        if (e.type === 'messages' && document.visibilityState === 'visible' && e.messages.some((m) => m.from !== me.value?.username)) {
+          void act(() => engine.value!.markRead(e.conversation));
+        }
+      }
+      break;
+    case 'conversations':
+      void refreshConversations();
+      me.value = engine.value?.state() ?? null;
+      break;
+    case 'connection':
+      connection.value = e.state;
+      break;
+    case 'outbox':
+      pending.value = e.pending;
+      break;
+    case 'typing': {
+      const now = { ...typing.value };
+      const users = new Set(now[e.conversation] ?? []);
+      if (e.typing) users.add(e.user);
+      else users.delete(e.user);
+      now[e.conversation] = [...users];
+      typing.value = now;
+      if (e.typing) setTimeout(() => handleEvent({ ...e, typing: false }), 6000);
+      break;
+    }
+    case 'device-added':
+      say(`New device added to your account: ${e.name}`);
+      break;
+    case 'key-changed':
+      say(`${e.user}'s security key changed. Compare safety numbers before sharing anything sensitive.`, 'error');
+      void refreshConversations();
+      break;
+    case 'history-imported':
+      say(`Imported ${e.messages} messages from your other device.`);
+      void refreshConversations();
+      break;
+    case 'error':
+      if (e.code !== 'after_failed') say(e.message, 'error');
+      break;
+  }
+}
+
+export async function loadSettings(): Promise<void> {
+  const e = engine.value;
+  if (e) settings.value = await readSettings(e.ctx.store);
+  applyTheme();
+}
+
+export async function saveSettings(next: Partial<Settings>): Promise<void> {
+  settings.value = { ...settings.value, ...next };
+  applyTheme();
+  const e = engine.value;
+  if (e) await writeSettings(e.ctx.store, settings.value);
+}
+
+function applyTheme(): void {
+  document.documentElement.dataset.theme = settings.value.theme;
+}

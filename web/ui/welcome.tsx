@@ -1,0 +1,100 @@
+/** First run: create an account, log in as a new device, or link this device with a code. */
+import { useSignal } from '@preact/signals';
+import { act, engine, me, refreshConversations } from './state.ts';
+import { Qr } from './qr.tsx';
+
+type Tab = 'register' | 'login' | 'link';
+
+export function Welcome() {
+  const tab = useSignal<Tab>('register');
+  return (
+    <main class="welcome">
+      <h1>Petrel</h1>
+      <p class="lede">End-to-end encrypted messages on all your devices. Your keys never leave this device; the relay only sees ciphertext.</p>
+      <div role="tablist" aria-label="How to start" class="tabs">
+        {(['register', 'login', 'link'] as Tab[]).map((t) => (
+          <button role="tab" aria-selected={tab.value === t} class={tab.value === t ? 'active' : ''} onClick={() => (tab.value = t)} key={t}>
+            {t === 'register' ? 'Create account' : t === 'login' ? 'Log in' : 'Link this device'}
+          </button>
+        ))}
+      </div>
+      {tab.value === 'link' ? <LinkDevice /> : <Credentials mode={tab.value} />}
+    </main>
+  );
+}
+
+async function entered() {
+  me.value = engine.value!.state();
+  await refreshConversations();
+  void engine.value!.start();
+}
+
+function Credentials({ mode }: { mode: 'register' | 'login' }) {
+  const user = useSignal('');
+  const pass = useSignal('');
+  const busy = useSignal(false);
+  const submit = async (ev: Event) => {
+    ev.preventDefault();
+    busy.value = true;
+    const ok = await act(async () => {
+      if (mode === 'register') await engine.value!.register(user.value.trim(), pass.value);
+      else await engine.value!.login(user.value.trim(), pass.value);
+      return true;
+    });
+    busy.value = false;
+    if (ok) await entered();
+  };
+  return (
+    <form class="card" onSubmit={submit}>
+      <label>
+        Username
+        <input name="username" autoComplete="username" required minLength={3} maxLength={32} value={user.value} onInput={(e) => (user.value = e.currentTarget.value)} />
+      </label>
+      <label>
+        Password
+        <input name="password" type="password" autoComplete={mode === 'register' ? 'new-password' : 'current-password'} required minLength={mode === 'register' ? 8 : 1} value={pass.value} onInput={(e) => (pass.value = e.currentTarget.value)} />
+      </label>
+      {mode === 'register' && <p class="hint">At least 8 characters. The relay never learns it (OPAQUE); it protects the backup of your account key.</p>}
+      <button type="submit" class="primary" disabled={busy.value}>
+        {busy.value ? (mode === 'register' ? 'Creating keys…' : 'Logging in…') : mode === 'register' ? 'Create account' : 'Log in'}
+      </button>
+      {busy.value && <progress aria-label="Working" />}
+    </form>
+  );
+}
+
+function LinkDevice() {
+  const code = useSignal<string | null>(null);
+  const status = useSignal('');
+  const start = async () => {
+    status.value = 'Preparing…';
+    const link = await act(() => engine.value!.startLink({ pollMs: 1500 }));
+    if (!link) return (status.value = '');
+    code.value = link.code;
+    status.value = 'Waiting for approval on your other device…';
+    const done = await act(() => link.done.then(() => true));
+    if (done) {
+      status.value = 'Linked. Loading your history…';
+      await entered();
+    } else status.value = 'Linking stopped. Start again when ready.';
+  };
+  return (
+    <div class="card">
+      <p>On a device that already uses Petrel, open <strong>Settings</strong> and enter this code under <strong>Link a new device</strong> (type or paste the text, or read the QR code with that device’s camera app and paste what it shows).</p>
+      {code.value ? (
+        <>
+          <Qr text={code.value} label="Link code as a QR code" />
+          <label>
+            Link code
+            <textarea readOnly rows={3} value={code.value} class="code" data-testid="link-code" onFocus={(e) => e.currentTarget.select()} />
+          </label>
+        </>
+      ) : (
+        <button class="primary" onClick={start}>
+          Show link code
+        </button>
+      )}
+      <p role="status" class="hint">{status.value}</p>
+    </div>
+  );
+}
