@@ -11,6 +11,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
 import type { MessageRow, Store } from '../../web/core/store/schema.ts';
 import { openFileStore, ProfileLockedError } from '../../web/headless/file-store.ts';
+import { journalPath } from '../../web/headless/store-files.ts';
 import { openIdbStore } from '../../web/storage/idb-store.ts';
 
 const dirs: string[] = [];
@@ -99,7 +100,7 @@ describe('file store durability', () => {
     await s.write(['meta'], (tx) => tx.put('meta', { key: 'a', value: 1 }));
     await s.write(['meta'], (tx) => tx.put('meta', { key: 'b', value: 2 }));
     await s.close();
-    const journal = join(dir, 'store.journal');
+    const journal = journalPath(dir, 1); // a new store appends to generation 1
     const full = statSync(journal).size;
     truncateSync(journal, full - 3); // a crash in the middle of the second append
     writeFileSync(join(dir, 'store.lock'), '999999'); // left by a process that is gone
