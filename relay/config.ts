@@ -36,6 +36,12 @@ export interface RelayConfig {
   /** Submissions grouped into one transaction, and transactions run at once (postgres). */
   readonly writerMaxBatch: number;
   readonly writerConcurrency: number;
+  /**
+   * Acknowledgements wait this long to be applied together: an ack only lets the relay delete
+   * what the device has stored, so none is urgent, and one statement per window costs the
+   * database far less than one per ack (acks arrive as often as messages do).
+   */
+  readonly ackLingerMs: number;
   /** Largest attachment (ciphertext bytes) and each account's total of unexpired ones. */
   readonly maxAttachmentBytes: number;
   readonly attachmentQuotaBytes: number;
@@ -99,6 +105,7 @@ export const DEFAULT_CONFIG: RelayConfig = {
   wsAuthTimeoutMs: 10_000,
   writerMaxBatch: 256,
   writerConcurrency: 1,
+  ackLingerMs: 20,
   maxAttachmentBytes: 100 * 1024 * 1024,
   attachmentQuotaBytes: 1024 * 1024 * 1024,
   attachmentChunkBytes: 1024 * 1024,

@@ -30,7 +30,9 @@ import { type Conn, connect, type CpuSplit, median, type Pair, pct, run } from '
 
 const log = (s: string) => process.stderr.write(s + '\n');
 const PAIRS = 20;
-const ROUNDS = 3;
+// PETREL_BENCH_QUICK=1: one round of the relay cases only, no report (a tuning aid, not figures).
+const QUICK = process.env.PETREL_BENCH_QUICK === '1';
+const ROUNDS = QUICK ? 1 : 3;
 const TIMING = { warmMs: 1000, runMs: 4000 };
 const CATCH_UP = 10_000;
 const IDLE = 2000;
@@ -111,6 +113,8 @@ const cases = [
 const results = new Map<string, Series>(cases.map((c) => [c.id, { rate: [], p50: [], p99: [], cpu: [], acked: 0 }]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const c of cases) {
+    if (QUICK && !c.id.startsWith('relay')) continue;
+    if (process.env.PETREL_BENCH_CASE && c.id !== process.env.PETREL_BENCH_CASE) continue;
     const isRelay = c.id.startsWith('relay');
     if (isRelay) await vacuum?.();
     const r = await run({ ...TIMING, url: c.url, pairs, inFlight: c.inFlight, tokens: c.tokens, serverPid: c.pid, dbPids: isRelay ? dbPids : async () => [] });
@@ -122,6 +126,11 @@ for (let round = 1; round <= ROUNDS; round++) {
     s.acked += r.acked;
     log(`  round ${round} ${c.id.padEnd(7)} ${Math.round(r.rate)} msgs/s, p50 ${pct(r.lat, 0.5).toFixed(2)} ms, p99 ${pct(r.lat, 0.99).toFixed(2)} ms, cpu µs/msg server ${r.cpu.serverUs.toFixed(0)} db ${r.cpu.dbUs.toFixed(0)} loadgen ${r.cpu.loadgenUs.toFixed(0)}, machine ${(r.cpu.machineBusy * 100).toFixed(0)}% busy`);
   }
+}
+
+if (QUICK) {
+  await cleanUp();
+  process.exit(0);
 }
 
 // ---- raw PostgreSQL ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ export interface RelayProcessOptions {
 }
 
 function start(env: Record<string, string>, logs: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/server.ts'], {
+  const child = spawn(process.execPath, [...(process.env.PETREL_RELAY_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'relay/server.ts'], {
     env: { ...process.env, HOST: '127.0.0.1', PETREL_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
