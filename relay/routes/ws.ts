@@ -8,7 +8,8 @@
  *   server -> { type: "ready", after }
  *   server -> { type: "envelopes", items: [envelope] }   catch-up pages, then live, in seq order
  *   client -> { type: "ack", seq }              deletes the device's envelopes up to seq
- *   server -> { type: "acked", seq }
+ *   server -> { type: "acked", seq }            once applied; acks applied together get one
+ *                                               answer, carrying the highest seq acknowledged
  *   client -> { type: "submit", ref, clientMessageId, to, payload, envelopes }   as POST /v1/messages
  *   server -> { type: "submitted", ref, messageId, timestamp }   once committed
  *   server -> { type: "submit_error", ref, error, message, ...details }   what the route would answer
@@ -60,6 +61,9 @@ export class DeviceSocket implements Subscriber {
   private dirty = false;
   private closed = false;
   private corked = false;
+  /** Acks sent by the device and not yet applied; the highest seq it acknowledged. */
+  private acking = 0;
+  private ackedUpTo = 0;
   private unsubscribe: (() => void) | undefined;
   private readonly authTimer: NodeJS.Timeout;
 
@@ -138,9 +142,13 @@ export class DeviceSocket implements Subscriber {
   }
 
   private async ack(seq: number): Promise<void> {
+    this.acking++;
+    this.ackedUpTo = Math.max(this.ackedUpTo, seq);
     try {
       await this.s.acks.ack(this.auth!.device, seq);
-      this.send({ type: 'acked', seq });
+      // Acks applied together are answered once, with the highest seq: a frame per ack was as
+      // many frames as envelopes.
+      if (--this.acking === 0) this.send({ type: 'acked', seq: this.ackedUpTo });
     } catch (e) {
       this.s.log('error', 'socket ack failed', errorFields(e));
       this.fail(1011, 'internal', 'internal error');
