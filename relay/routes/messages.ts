@@ -133,36 +133,59 @@ type DeviceRow = { username: string; id: number | null; deviceId: Uint8Array | n
  * before the write); a removed device never gets one (the writer re-checks under its row lock).
  */
 const DEVICE_CACHE_MS = 1000;
-const deviceCache = new WeakMap<RelayServices, Map<string, { rows: DeviceRow[]; at: number }>>();
+interface DeviceCache {
+  readonly rows: Map<string, { rows: DeviceRow[]; at: number }>;
+  /** Lookups under way: every submission that needs a user meanwhile waits for the same one
+   * (when an entry expires, all the submissions for that user arrive at once). */
+  readonly loading: Map<string, Promise<DeviceRow[]>>;
+}
+const deviceCache = new WeakMap<RelayServices, DeviceCache>();
 
 export function forgetDevices(s: RelayServices, username: string): void {
-  deviceCache.get(s)?.delete(username);
+  const cache = deviceCache.get(s);
+  cache?.rows.delete(username);
+  cache?.loading.delete(username); // a lookup under way may have read the old list
 }
 
 async function activeDeviceRows(s: RelayServices, users: readonly string[]): Promise<DeviceRow[]> {
   let cache = deviceCache.get(s);
-  if (!cache) deviceCache.set(s, (cache = new Map()));
+  if (!cache) deviceCache.set(s, (cache = { rows: new Map(), loading: new Map() }));
   const now = s.now();
   const out: DeviceRow[] = [];
+  const waits = new Set<Promise<DeviceRow[]>>();
   const missing: string[] = [];
   for (const u of users) {
-    const hit = cache.get(u);
+    const hit = cache.rows.get(u);
     if (hit && now - hit.at < DEVICE_CACHE_MS) out.push(...hit.rows);
-    else missing.push(u);
+    else {
+      const loading = cache.loading.get(u);
+      if (loading) waits.add(loading);
+      else missing.push(u);
+    }
   }
   if (missing.length) {
-    const rows = await s.db
+    const c = cache;
+    const query = s.db
       .select({ username: accounts.username, id: devices.id, deviceId: devices.deviceId })
       .from(accounts)
       .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
-      .where(inArray(accounts.username, missing));
-    for (const u of missing) {
-      const mine = rows.filter((r) => r.username === u);
-      if (mine.length) cache.set(u, { rows: mine, at: now });
-    }
-    if (cache.size > 10_000) cache.clear(); // bounded: a cache, not a copy of the database
-    out.push(...rows);
+      .where(inArray(accounts.username, missing))
+      .then((rows) => {
+        if (c.rows.size > 10_000) c.rows.clear(); // bounded: a cache, not a copy of the database
+        for (const u of missing) {
+          const mine = rows.filter((r) => r.username === u);
+          if (mine.length && c.loading.get(u) === query) c.rows.set(u, { rows: mine, at: now });
+        }
+        return rows;
+      })
+      .finally(() => {
+        for (const u of missing) if (c.loading.get(u) === query) c.loading.delete(u);
+      });
+    for (const u of missing) cache.loading.set(u, query);
+    waits.add(query);
   }
+  const wanted = new Set(users);
+  for (const rows of await Promise.all([...waits])) for (const r of rows) if (wanted.has(r.username)) out.push(r);
   return out;
 }
 
