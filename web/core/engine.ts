@@ -12,7 +12,7 @@ import { deviceList, lookUp } from './directory.ts';
 import { cursorOf, processBatch } from './inbox.ts';
 import { type Fetch, RelayApi, RelayError, type WireEnvelope } from './net/api.ts';
 import { LiveSocket, type WsCtor } from './net/socket.ts';
-import { pendingRows, sendOne } from './outbox.ts';
+import { pendingRows, sendOne, writtenByUser } from './outbox.ts';
 import * as groups from './groups.ts';
 import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, newId } from './protocol/content.ts';
@@ -285,7 +285,7 @@ export class Engine {
         do {
           this.redrain = false;
           const rows = await pendingRows(this.ctx);
-          this.ctx.emit({ type: 'outbox', pending: rows.length });
+          this.ctx.emit({ type: 'outbox', pending: rows.filter(writtenByUser).length });
           let blocked = false;
           for (const row of rows) {
             if (row.nextAttemptAt > this.ctx.now()) {
@@ -298,7 +298,7 @@ export class Engine {
             }
           }
           const left = await pendingRows(this.ctx);
-          this.ctx.emit({ type: 'outbox', pending: left.length });
+          this.ctx.emit({ type: 'outbox', pending: left.filter(writtenByUser).length });
           if (blocked && left.length && this.running) {
             if (this.outboxTimer) clearTimeout(this.outboxTimer);
             const wait = Math.max(250, Math.min(...left.map((r) => r.nextAttemptAt)) - this.ctx.now());

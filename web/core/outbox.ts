@@ -25,6 +25,7 @@ import {
   type DeviceSessions,
 } from '../../crypto/index.ts';
 import { address, type Ctx } from './context.ts';
+import { decodeContent } from './protocol/content.ts';
 import { deviceList } from './directory.ts';
 import { RelayError } from './net/api.ts';
 import type { OutboxRow, SealedSubmission } from './store/schema.ts';
@@ -158,6 +159,17 @@ async function backOff(ctx: Ctx, row: OutboxRow, error: string): Promise<void> {
   const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts - 1, 6));
   const next = { ...row, attempts, nextAttemptAt: ctx.now() + delay, lastError: error.slice(0, 200) };
   await ctx.store.write(['outbox'], (tx) => tx.put('outbox', next));
+}
+
+/** What a person wrote (not receipts, typing, repairs or device bookkeeping): what "waiting to send" counts. */
+const WRITTEN = new Set(['text', 'attachment', 'reaction', 'edit', 'delete', 'group']);
+
+export function writtenByUser(row: OutboxRow): boolean {
+  try {
+    return WRITTEN.has(decodeContent(row.content).body.type);
+  } catch {
+    return false;
+  }
 }
 
 /** Pending outbox rows, oldest first. */

@@ -51,6 +51,7 @@ export type EngineEvent =
   | { readonly type: 'conversations' }
   | { readonly type: 'typing'; readonly conversation: string; readonly user: string; readonly typing: boolean }
   | { readonly type: 'connection'; readonly state: ConnectionState }
+  /** Messages the user wrote that the relay has not accepted yet (receipts and other control messages not counted). */
   | { readonly type: 'outbox'; readonly pending: number }
   | { readonly type: 'device-added'; readonly deviceId: string; readonly name: string }
   | { readonly type: 'key-changed'; readonly user: string }

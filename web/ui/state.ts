@@ -26,6 +26,8 @@ export const hasNewer = signal(false);
 export const connection = signal<ConnectionState>('offline');
 export const online = signal(typeof navigator === 'undefined' ? true : navigator.onLine);
 export const pending = signal(0);
+let pendingTimer: ReturnType<typeof setTimeout> | undefined;
+let pendingLatest = 0;
 export const typing = signal<Record<string, string[]>>({});
 export const toast = signal<{ text: string; kind: 'info' | 'error' } | null>(null);
 export const panel = signal<Panel>({ kind: 'none' });
@@ -157,7 +159,19 @@ export function handleEvent(e: EngineEvent): void {
       connection.value = e.state;
       break;
     case 'outbox':
-      pending.value = e.pending;
+      // Shown only once something has waited a moment: on a good connection every send passes
+      // through the outbox for a few milliseconds, and a banner flashing at each one says nothing.
+      pendingLatest = e.pending;
+      if (e.pending === 0 || pending.value > 0) {
+        clearTimeout(pendingTimer);
+        pendingTimer = undefined;
+        pending.value = e.pending;
+      } else {
+        pendingTimer ??= setTimeout(() => {
+          pendingTimer = undefined;
+          pending.value = pendingLatest;
+        }, 1000);
+      }
       break;
     case 'typing': {
       const now = { ...typing.value };
