@@ -80,8 +80,10 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await shot(a2, '05-link-code');
     await a1.getByRole('button', { name: 'Settings' }).click();
     await a1.getByTestId('approve-code').fill(code);
+    await a1.getByLabel('Name for it (optional)').fill('Alice’s laptop');
     await a1.getByRole('button', { name: 'Approve device' }).click();
     await a2.getByRole('navigation', { name: 'Conversations' }).waitFor({ timeout: 60_000 });
+    await a1.locator('.devices li', { hasText: 'Alice’s laptop' }).waitFor({ timeout: 10_000 });
     await shot(a1, '06-settings-devices');
     await a1.getByRole('button', { name: 'Close' }).click();
     await openChat(a2, bob);

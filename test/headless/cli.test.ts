@@ -83,15 +83,15 @@ describe('petrel CLI', () => {
     let approve: Promise<Run> | undefined;
     const linking = petrel('alice2', ['link-code'], {
       onLine: (l) => {
-        if (l.code) approve = petrel('alice', ['link-approve', l.code]);
+        if (l.code) approve = petrel('alice', ['link-approve', l.code, '--name', 'Alice CLI 2']);
       },
     });
     const linked = await linking;
     expect(linked.code).toBe(0);
-    expect((await approve!).lines[0]).toMatchObject({ approved: true });
+    expect((await approve!).lines[0]).toMatchObject({ approved: true, name: 'Alice CLI 2' });
     expect(linked.lines.at(-1)).toMatchObject({ user: alice, linked: true });
     expect((await petrel('alice2', ['history'])).lines.map((l) => l.text)).toEqual(expect.arrayContaining(['hello bob', 'tweet']));
-    expect((await petrel('alice', ['devices'])).lines).toHaveLength(2);
+    expect((await petrel('alice', ['devices'])).lines.map((d) => d.name)).toContain('Alice CLI 2');
   }, 90_000);
 
   test('errors are one JSON line on stderr and a non-zero exit', async () => {

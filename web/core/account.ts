@@ -196,7 +196,17 @@ export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName:
 }
 
 /** Existing device: lists the new device under the account. Returns its public keys. */
-export async function approveLink(ctx: Ctx, code: string) {
+/** Longest device name in a device list (crypto/device-list.ts), in UTF-8 bytes. */
+const MAX_NAME_BYTES = 64;
+
+export function deviceNameOrDefault(name: string | undefined, fallback: string): string {
+  let n = (name ?? '').trim().replace(/\s+/g, ' ');
+  while (new TextEncoder().encode(n).length > MAX_NAME_BYTES) n = [...n].slice(0, -1).join('');
+  return n || fallback;
+}
+
+/** `name`: what the account's devices call the new device (the link code carries only keys). */
+export async function approveLink(ctx: Ctx, code: string, name?: string) {
   const me = ctx.requireMe();
   if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
   let device;
@@ -207,11 +217,11 @@ export async function approveLink(ctx: Ctx, code: string) {
   }
   const list = await deviceList(ctx, me.username, { refresh: true });
   if (list.devices.some((d) => equalBytes(d.deviceId, device.deviceId))) throw new EngineError('already_linked', 'That device is already part of this account.');
-  const name = `Device ${list.devices.length + 1}`;
-  const signed = signDeviceList(withDeviceAdded(list, device, name, ctx.now()), me.account);
+  const deviceName = deviceNameOrDefault(name, `Device ${list.devices.length + 1}`);
+  const signed = signDeviceList(withDeviceAdded(list, device, deviceName, ctx.now()), me.account);
   await ctx.api.putDeviceList(signed.bytes);
   ctx.lists.set(me.username, { list: await deviceList(ctx, me.username, { refresh: true }), at: ctx.now() });
-  return { device, name };
+  return { device, name: deviceName };
 }
 
 export function accountSecretFor(ctx: Ctx, list: DeviceList, secretB64: string): Uint8Array | null {

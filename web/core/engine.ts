@@ -109,9 +109,12 @@ export class Engine {
     return { code: link.code, done };
   }
 
-  /** Existing device: approve the device showing `code`; sends it the account key and history. */
-  async approveLink(code: string, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<{ deviceId: string; name: string }> {
-    const { device, name } = await account.approveLink(this.ctx, code);
+  /**
+   * Existing device: approve the device showing `code`; sends it the account key and history.
+   * `opts.name` names it in the device list ("Device N" without one).
+   */
+  async approveLink(code: string, opts: { timeoutMs?: number; pollMs?: number; name?: string } = {}): Promise<{ deviceId: string; name: string }> {
+    const { device, name } = await account.approveLink(this.ctx, code, opts.name);
     const me = this.ctx.requireMe();
     const deviceId = toB64(device.deviceId);
     // The new device can be reached once it has claimed its token and uploaded prekeys.

@@ -21,7 +21,9 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   register <username> <password>         create an account with this profile as its first device
   login <username> <password>            add this profile as a new device (password backup)
   link-code                              print a link code, wait for approval, finish linking
-  link-approve <code> [--history-days N] approve a new device from this one (sends it the history)
+  link-approve <code> [--name NAME] [--history-days N]
+                                         approve a new device from this one (sends it the history);
+                                         NAME is what your devices call it (default "Device N")
   devices                                list own devices
   remove-device <deviceId>               remove one of your devices
   send <username|group:ID> <text>        send a message ("-": one message per stdin line)
@@ -59,7 +61,7 @@ function parse(argv: string[]) {
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--relay' || a === '--profile' || a === '--wait' || a === '--history-days') {
+    if (a === '--relay' || a === '--profile' || a === '--wait' || a === '--history-days' || a === '--name') {
       const v = argv[++i];
       if (v === undefined) throw new CliError('usage', `${a} needs a value`);
       flags[a.slice(2)] = v;
@@ -131,7 +133,7 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
     case 'link-approve': {
       need(args, 1, 'link-approve <code>');
       requireAccount(engine);
-      const r = await engine.approveLink(args[0]!);
+      const r = await engine.approveLink(args[0]!, flags.name ? { name: flags.name } : {});
       out({ device: r.deviceId, name: r.name, approved: true });
       return;
     }

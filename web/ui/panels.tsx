@@ -144,6 +144,7 @@ function Contact({ user }: { user: string }) {
 function SettingsPanel() {
   const devices = useSignal<DeviceView[]>([]);
   const code = useSignal('');
+  const newName = useSignal('');
   const linking = useSignal(false);
   const load = () => act(async () => (devices.value = await engine.value!.devices()));
   useEffect(() => void load(), []);
@@ -162,15 +163,17 @@ function SettingsPanel() {
       <form onSubmit={async (e) => {
         e.preventDefault();
         linking.value = true;
-        const r = await act(() => engine.value!.approveLink(code.value));
+        const r = await act(() => engine.value!.approveLink(code.value, { name: newName.value }));
         linking.value = false;
         if (r) {
           say(`Linked ${r.name}. It is receiving your history.`);
           code.value = '';
+          newName.value = '';
           await load();
         }
       }}>
         <label>Link a new device: paste the code it shows<textarea rows={3} value={code.value} onInput={(e) => (code.value = e.currentTarget.value)} data-testid="approve-code" /></label>
+        <label>Name for it (optional)<input value={newName.value} maxLength={64} placeholder="e.g. Work laptop" onInput={(e) => (newName.value = e.currentTarget.value)} data-testid="approve-name" /></label>
         <button type="submit" disabled={linking.value || !code.value.trim()}>{linking.value ? 'Waiting for the new device…' : 'Approve device'}</button>
         {linking.value && <progress aria-label="Linking" />}
       </form>
