@@ -71,7 +71,26 @@ describe('petrel CLI', () => {
     expect(snB.digits).toBe(snA.digits);
     await petrel('alice', ['verify', bob]);
     expect((await petrel('alice', ['safety-number', bob])).lines[0].verified).toBe(true);
-  }, 60_000);
+
+    // Reply, react, edit, delete by the ids history prints.
+    const [hello, one, two] = got.lines as { id: string }[];
+    const reply = await petrel('bob', ['reply', alice, hello!.id, 'hello', 'alice']);
+    expect(reply.lines).toEqual([{ id: expect.any(String), status: 'sent' }]);
+    expect((await petrel('bob', ['react', alice, one!.id, '👍'])).lines).toEqual([{ id: one!.id, reacted: true }]);
+    expect((await petrel('bob', ['edit', alice, one!.id, 'no'])).stderr).toContain('not_yours');
+    await petrel('alice', ['sync']);
+    expect((await petrel('alice', ['edit', bob, two!.id, 'line 2'])).lines).toEqual([{ id: two!.id, edited: true }]);
+    const typo = (await petrel('alice', ['send', bob, 'typo'])).lines[0];
+    expect((await petrel('alice', ['delete', bob, typo.id])).lines).toEqual([{ id: typo.id, deleted: true }]);
+    const mine = (await petrel('alice', ['history', bob])).lines;
+    expect(mine.find((l) => l.id === reply.lines[0].id)).toMatchObject({ text: 'hello alice', replyTo: hello!.id, from: bob });
+    expect(mine.find((l) => l.id === one!.id)).toMatchObject({ reactions: { [bob]: '👍' } });
+    await petrel('bob', ['sync']);
+    const theirs = (await petrel('bob', ['history', alice])).lines;
+    expect(theirs.find((l) => l.id === two!.id)).toMatchObject({ text: 'line 2', edited: true });
+    expect(theirs.find((l) => l.id === typo.id)).toMatchObject({ text: '', deleted: true });
+    expect((await petrel('bob', ['react', alice, 'nope', 'x'])).stderr).toContain('unknown_message');
+  }, 90_000);
 
   test('groups and linking a second device with a code', async () => {
     const g = (await petrel('alice', ['group-create', 'Birds', bob])).lines[0].group as string;

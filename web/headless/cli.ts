@@ -27,6 +27,10 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   devices                                list own devices
   remove-device <deviceId>               remove one of your devices
   send <username|group:ID> <text>        send a message ("-": one message per stdin line)
+  reply <username|group:ID> <messageId> <text>   reply to a message (ids as printed by history)
+  react <username|group:ID> <messageId> <emoji>  react to a message ("" removes your reaction)
+  edit <username|group:ID> <messageId> <text>    edit a message you sent
+  delete <username|group:ID> <messageId>         delete a message you sent, for everyone
   sync [--wait SECONDS]                  fetch, decrypt, store; print each new message
   history [<username|group:ID>]          every stored message, oldest first
   conversations                          every conversation, newest activity first
@@ -53,7 +57,27 @@ class CliError extends Error {
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 function line(m: MessageView) {
-  return { id: m.id, conversation: m.conversation, from: m.from, fromDevice: m.fromDevice, text: m.text, sentAt: m.sentAt, ...(m.system ? { system: true } : {}) };
+  return {
+    id: m.id,
+    conversation: m.conversation,
+    from: m.from,
+    fromDevice: m.fromDevice,
+    text: m.text,
+    sentAt: m.sentAt,
+    ...(m.system ? { system: true } : {}),
+    ...(m.replyTo ? { replyTo: m.replyTo.split('/').pop() } : {}),
+    ...(Object.keys(m.reactions).length ? { reactions: m.reactions } : {}),
+    ...(m.edited ? { edited: true } : {}),
+    ...(m.deleted ? { deleted: true } : {}),
+    ...(m.attachment ? { attachment: m.attachment } : {}),
+  };
+}
+
+/** The message `id` in that conversation (its key names the sender, as replies and reactions need). */
+async function findMessage(engine: Engine, conv: string, id: string): Promise<MessageView> {
+  const m = (await engine.history(conv)).find((x) => x.id === id);
+  if (!m) throw new CliError('unknown_message', `No message ${id} in ${conv}; \`history\` lists the ids.`);
+  return m;
 }
 
 function parse(argv: string[]) {
@@ -155,6 +179,26 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
         const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
         for await (const text of rl) if (text.trim()) out(await engine.send(conv, text));
       } else out(await engine.send(conv, args.slice(1).join(' ')));
+      return;
+    }
+    case 'reply':
+    case 'react':
+    case 'edit':
+    case 'delete': {
+      const usage = { reply: 'reply <conversation> <messageId> <text>', react: 'react <conversation> <messageId> <emoji>', edit: 'edit <conversation> <messageId> <text>', delete: 'delete <conversation> <messageId>' }[cmd];
+      need(args, cmd === 'delete' ? 2 : cmd === 'react' ? 2 : 3, usage);
+      requireAccount(engine);
+      const conv = await engine.resolve(args[0]!);
+      const target = await findMessage(engine, conv, args[1]!);
+      const rest = args.slice(2).join(' ');
+      if (cmd === 'reply') out(await engine.send(conv, rest, { replyTo: target.key }));
+      else {
+        if ((cmd === 'edit' || cmd === 'delete') && target.from !== engine.state()!.username) throw new CliError('not_yours', 'Only messages you sent can be edited or deleted.');
+        if (cmd === 'react') await engine.react(conv, target.key, rest);
+        else if (cmd === 'edit') await engine.edit(conv, target.key, rest);
+        else await engine.deleteForEveryone(conv, target.key);
+        out({ id: target.id, [cmd === 'delete' ? 'deleted' : cmd === 'edit' ? 'edited' : 'reacted']: true });
+      }
       return;
     }
     case 'sync': {
