@@ -12,7 +12,10 @@ import postgres from 'postgres';
 import { createApp, type RelayApp } from '../../relay/app.ts';
 import type { RelayConfig } from '../../relay/config.ts';
 import { type Database, MIGRATIONS, openDatabase } from '../../relay/db/client.ts';
+import { type Logger, silentLogger } from '../../relay/log.ts';
+import { type RunningRelay, startRelay } from '../../relay/server.ts';
 import { createServices, type RelayServices } from '../../relay/services.ts';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface Backend {
   readonly name: 'pglite' | 'postgres';
@@ -120,6 +123,26 @@ export async function startTestRelay(backend: Backend, config: Partial<RelayConf
       await created.drop();
     },
   };
+}
+
+/**
+ * For a suite: relay/server.ts's startRelay on a real port over a fresh database of `backend`,
+ * started before the suite's tests and stopped (its database dropped) after them.
+ */
+export function relayOnPort(backend: Backend, opts: { config?: Partial<RelayConfig>; log?: Logger } = {}): { relay: RunningRelay; fetch: Fetch } {
+  const live = {} as { relay: RunningRelay; fetch: Fetch };
+  let drop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const db = await backend.create();
+    drop = db.drop;
+    live.relay = await startRelay({ port: 0, hostname: '127.0.0.1', log: opts.log ?? silentLogger, config: opts.config ?? TEST_CONFIG, ...(db.url ? { databaseUrl: db.url } : {}) });
+    live.fetch = (path, init) => globalThis.fetch(live.relay.url + path, init);
+  });
+  afterAll(async () => {
+    await live.relay?.close();
+    await drop?.();
+  });
+  return live;
 }
 
 /**

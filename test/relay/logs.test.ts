@@ -2,12 +2,11 @@
 // token, password, key, ciphertext, plaintext or attachment id: registration, login, backup,
 // device lists, device tokens, prekeys and bundles, messages over HTTP and over the socket, acks,
 // attachments, a device removal that cuts its socket, and failures fed those same secrets.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { toHex } from '../../crypto/index.ts';
 import { jsonLogger } from '../../relay/log.ts';
-import { type RunningRelay, startRelay } from '../../relay/server.ts';
 import { addDevice, b64, call, createUser, login, open, removeDevice, send, type TestDevice, type TestUser, uploadPrekeys } from './client.ts';
-import { backends, type Fetch, TEST_CONFIG, uniqueName } from './harness.ts';
+import { backends, type Fetch, relayOnPort, TEST_CONFIG, uniqueName } from './harness.ts';
 import { TestSocket } from './ws-client.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -33,19 +32,8 @@ function deviceSecrets(d: TestDevice): (string | Uint8Array)[] {
 
 describe.each(backends)('relay logs on $name', (backend) => {
   const lines: string[] = [];
-  let relay: RunningRelay;
-  let fetch: Fetch;
-  let drop: () => Promise<void>;
-  beforeAll(async () => {
-    const db = await backend.create();
-    drop = db.drop;
-    relay = await startRelay({ port: 0, hostname: '127.0.0.1', log: jsonLogger('debug', (l) => lines.push(l)), config: TEST_CONFIG, ...(db.url ? { databaseUrl: db.url } : {}) });
-    fetch = (path, init) => globalThis.fetch(relay.url + path, init);
-  });
-  afterAll(async () => {
-    await relay?.close();
-    await drop?.();
-  });
+  const server = relayOnPort(backend, { config: TEST_CONFIG, log: jsonLogger('debug', (l) => lines.push(l)) });
+  const fetch: Fetch = (path, init) => server.fetch(path, init);
 
   test('no secret in any line of a whole conversation', async () => {
     const secrets: (string | Uint8Array)[] = [];
@@ -66,8 +54,8 @@ describe.each(backends)('relay logs on $name', (backend) => {
     expect((await uploadPrekeys(fetch, b1, 3)).status).toBe(200);
 
     // Messages over HTTP, received over sockets and acknowledged there.
-    const bobSock = await TestSocket.open(relay.url, b1.token);
-    const a2Sock = await TestSocket.open(relay.url, a2.token);
+    const bobSock = await TestSocket.open(server.relay.url, b1.token);
+    const a2Sock = await TestSocket.open(server.relay.url, a2.token);
     const texts = ['first words over http', 'second words over the socket'];
     expect((await send(fetch, a1, [bob.name], utf8(texts[0]!), 'c1')).status).toBe(200);
     const [e1] = await bobSock.envelopes(1);
@@ -109,7 +97,7 @@ describe.each(backends)('relay logs on $name', (backend) => {
     expect((await call(fetch, 'PUT', '/v1/account/backup', { token: a1.token, raw: `{"backup":"${alice.password}"` })).status).toBe(400);
     expect((await login(fetch, alice.name, `${alice.password}-wrong`)).status).not.toBe(200);
     secrets.push(`${alice.password}-wrong`);
-    const stranger = await TestSocket.connect(relay.url);
+    const stranger = await TestSocket.connect(server.relay.url);
     stranger.send({ type: 'auth', token: guess, after: 0 });
     await stranger.waitClosed();
     bobSock.send({ type: 'submit', ref: 'r2', ...body, envelopes: 'not a list', payload: bob.session });

@@ -1,13 +1,11 @@
 // Prometheus /metrics on a real port: a well-formed exposition (every line parsed, every family
 // typed, histograms cumulative), values that move with HTTP and WebSocket traffic, bounded labels
 // under random paths, and the operator token.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createApp } from '../../relay/app.ts';
-import { silentLogger } from '../../relay/log.ts';
-import { type RunningRelay, startRelay } from '../../relay/server.ts';
 import { createServices } from '../../relay/services.ts';
 import { call, createUser, send } from './client.ts';
-import { backends, type Fetch, TEST_CONFIG, uniqueName } from './harness.ts';
+import { backends, type Fetch, relayOnPort, TEST_CONFIG, uniqueName } from './harness.ts';
 import { TestSocket } from './ws-client.ts';
 
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
@@ -55,19 +53,8 @@ function parse(text: string): Map<string, number> {
 const delta = (after: Map<string, number>, before: Map<string, number>, series: string) => (after.get(series) ?? NaN) - (before.get(series) ?? 0);
 
 describe.each(backends)('metrics on $name', (backend) => {
-  let relay: RunningRelay;
-  let fetch: Fetch;
-  let drop: () => Promise<void>;
-  beforeAll(async () => {
-    const db = await backend.create();
-    drop = db.drop;
-    relay = await startRelay({ port: 0, hostname: '127.0.0.1', log: silentLogger, config: { ...TEST_CONFIG, attachmentChunkBytes: 100 }, ...(db.url ? { databaseUrl: db.url } : {}) });
-    fetch = (path, init) => globalThis.fetch(relay.url + path, init);
-  });
-  afterAll(async () => {
-    await relay?.close();
-    await drop?.();
-  });
+  const server = relayOnPort(backend, { config: { ...TEST_CONFIG, attachmentChunkBytes: 100 } });
+  const fetch: Fetch = (path, init) => server.fetch(path, init);
   const scrape = async () => {
     const res = await fetch('/metrics');
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -81,7 +68,7 @@ describe.each(backends)('metrics on $name', (backend) => {
     }
     const alice = await createUser(fetch, uniqueName('alice'));
     const bob = await createUser(fetch, uniqueName('bob'));
-    const sock = await TestSocket.open(relay.url, bob.devices[0]!.token);
+    const sock = await TestSocket.open(server.relay.url, bob.devices[0]!.token);
     expect((await scrape()).get('petrel_ws_connections')).toBe(before.get('petrel_ws_connections')! + 1);
 
     expect((await send(fetch, alice.devices[0]!, [bob.name], new TextEncoder().encode('x'), 'm1')).status).toBe(200);
@@ -125,7 +112,7 @@ describe.each(backends)('metrics on $name', (backend) => {
 
   test('with a token, only the operator may scrape', async () => {
     // A second app with the token, over this relay's database (the token is per app, like all config).
-    const services = await createServices({ database: relay.services.database, config: { ...TEST_CONFIG, metricsToken: 'op-secret' } });
+    const services = await createServices({ database: server.relay.services.database, config: { ...TEST_CONFIG, metricsToken: 'op-secret' } });
     const app = createApp(services);
     const f: Fetch = async (path, init) => app.request(path, init);
     try {

@@ -1,26 +1,13 @@
 // Submitting over the WebSocket: the same checks as POST /v1/messages, answered per `ref`.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { EMPTY_DEVICE_SESSIONS, fanoutEncrypt, systemRng, toHex } from '../../crypto/index.ts';
-import { silentLogger } from '../../relay/log.ts';
-import { type RunningRelay, startRelay } from '../../relay/server.ts';
 import { b64, call, createUser, open, send, type TestDevice } from './client.ts';
-import { backends, type Fetch, TEST_CONFIG, uniqueName } from './harness.ts';
+import { backends, type Fetch, relayOnPort, TEST_CONFIG, uniqueName } from './harness.ts';
 import { TestSocket } from './ws-client.ts';
 
 describe.each(backends)('websocket submit on $name', (backend) => {
-  let relay: RunningRelay;
-  let fetch: Fetch;
-  let drop: () => Promise<void>;
-  beforeAll(async () => {
-    const db = await backend.create();
-    drop = db.drop;
-    relay = await startRelay({ port: 0, hostname: '127.0.0.1', log: silentLogger, config: TEST_CONFIG, ...(db.url ? { databaseUrl: db.url } : {}) });
-    fetch = (path, init) => globalThis.fetch(relay.url + path, init);
-  });
-  afterAll(async () => {
-    await relay?.close();
-    await drop?.();
-  });
+  const server = relayOnPort(backend, { config: TEST_CONFIG });
+  const fetch: Fetch = (path, init) => server.fetch(path, init);
 
   /** A real sealed message from `from` to the device `to` (sessions start on first use). */
   const seal = (from: TestDevice, to: TestDevice, text: string, id: string) => {
@@ -41,7 +28,7 @@ describe.each(backends)('websocket submit on $name', (backend) => {
 
   test('submitted once committed; a retry gets the same result and stores nothing', async () => {
     const { a, b } = await pair();
-    const sock = await TestSocket.open(relay.url, a.token);
+    const sock = await TestSocket.open(server.relay.url, a.token);
     const body = seal(a, b, 'over the socket', 'w1');
     sock.send({ type: 'submit', ref: 'r1', ...body });
     const ok = await sock.next((f) => f.ref === 'r1');
@@ -49,7 +36,7 @@ describe.each(backends)('websocket submit on $name', (backend) => {
     sock.send({ type: 'submit', ref: 'r2', ...body });
     expect(await sock.next((f) => f.ref === 'r2')).toEqual({ ...ok, ref: 'r2' });
 
-    const inbox = await TestSocket.open(relay.url, b.token);
+    const inbox = await TestSocket.open(server.relay.url, b.token);
     const got = await inbox.envelopes(2);
     expect(got.map((e) => e.seq)).toEqual([1, 2]);
     expect(await open(fetch, b, got[0])).toBe('over http first');
@@ -64,7 +51,7 @@ describe.each(backends)('websocket submit on $name', (backend) => {
   test('device_mismatch names the missing and the extra devices; unknown_user names the users', async () => {
     const alice = await createUser(fetch, uniqueName('alice'));
     const bob = await createUser(fetch, uniqueName('bob'), 2);
-    const sock = await TestSocket.open(relay.url, alice.devices[0]!.token);
+    const sock = await TestSocket.open(server.relay.url, alice.devices[0]!.token);
     const stranger = b64(new Uint8Array(16).fill(9));
     const envelope = (device: string) => ({ user: bob.name, device, body: b64(new Uint8Array([1, 2, 3])) });
     sock.send({
@@ -91,7 +78,7 @@ describe.each(backends)('websocket submit on $name', (backend) => {
 
   test('an invalid body is refused by ref and the socket stays; a frame without a ref closes it', async () => {
     const { a, b } = await pair();
-    const sock = await TestSocket.open(relay.url, a.token);
+    const sock = await TestSocket.open(server.relay.url, a.token);
     sock.send({ type: 'submit', ref: 'bad', ...seal(a, b, 'x', 'w3'), envelopes: [] });
     const refused = await sock.next((f) => f.ref === 'bad');
     expect(refused).toMatchObject({ type: 'submit_error', error: 'invalid_request' });
@@ -107,7 +94,7 @@ describe.each(backends)('websocket submit on $name', (backend) => {
 
   test('a submit before auth closes the socket with 4401', async () => {
     const { a, b } = await pair();
-    const unauth = await TestSocket.connect(relay.url);
+    const unauth = await TestSocket.connect(server.relay.url);
     unauth.send({ type: 'submit', ref: 'r6', ...seal(a, b, 'x', 'w7') });
     await expect(unauth.waitClosed()).resolves.toMatchObject({ code: 4401 });
     expect((await call(fetch, 'GET', '/v1/inbox', { token: b.token })).body.envelopes).toHaveLength(1); // only the HTTP one

@@ -1,28 +1,15 @@
 // WebSocket delivery on a real port: catch-up then live, acks over the socket, auth failures,
 // revocation cutting the socket, and the bounded send buffer.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { silentLogger } from '../../relay/log.ts';
-import { type RunningRelay, startRelay } from '../../relay/server.ts';
+import { describe, expect, test } from 'vitest';
 import { b64, call, createUser, open, removeDevice, send, type TestDevice } from './client.ts';
-import { backends, type Fetch, TEST_CONFIG, uniqueName } from './harness.ts';
+import { backends, type Fetch, relayOnPort, TEST_CONFIG, uniqueName } from './harness.ts';
 import { TestSocket } from './ws-client.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 describe.each(backends)('websocket on $name', (backend) => {
-  let relay: RunningRelay;
-  let fetch: Fetch;
-  let drop: () => Promise<void>;
-  beforeAll(async () => {
-    const db = await backend.create();
-    drop = db.drop;
-    relay = await startRelay({ port: 0, hostname: '127.0.0.1', log: silentLogger, config: { ...TEST_CONFIG, wsMaxBufferedBytes: 256 * 1024 }, ...(db.url ? { databaseUrl: db.url } : {}) });
-    fetch = (path, init) => globalThis.fetch(relay.url + path, init);
-  });
-  afterAll(async () => {
-    await relay?.close();
-    await drop?.();
-  });
+  const server = relayOnPort(backend, { config: { ...TEST_CONFIG, wsMaxBufferedBytes: 256 * 1024 } });
+  const fetch: Fetch = (path, init) => server.fetch(path, init);
 
   test('catch-up from the cursor, then live delivery, acks over the socket', async () => {
     const alice = await createUser(fetch, uniqueName('alice'));
@@ -32,7 +19,7 @@ describe.each(backends)('websocket on $name', (backend) => {
     for (let i = 0; i < 5; i++) expect((await send(fetch, a1, [bob.name], utf8(`offline ${i}`), `o${i}`)).status).toBe(200);
 
     // Resume after seq 2: gets 3..5, in order.
-    const sock = await TestSocket.open(relay.url, b1.token, 2);
+    const sock = await TestSocket.open(server.relay.url, b1.token, 2);
     const caught = await sock.envelopes(3);
     expect(caught.map((e) => e.seq)).toEqual([3, 4, 5]);
     // (1 and 2 were "already held" by the device; decrypt in order from the start over HTTP.)
@@ -54,7 +41,7 @@ describe.each(backends)('websocket on $name', (backend) => {
   test('many live messages arrive once each, in order', async () => {
     const alice = await createUser(fetch, uniqueName('alice'));
     const bob = await createUser(fetch, uniqueName('bob'));
-    const sock = await TestSocket.open(relay.url, bob.devices[0]!.token);
+    const sock = await TestSocket.open(server.relay.url, bob.devices[0]!.token);
     const n = 60;
     const target = bob.devices[0]!;
     await Promise.all(
@@ -71,16 +58,16 @@ describe.each(backends)('websocket on $name', (backend) => {
   });
 
   test('bad token, bad frames and no auth are refused', async () => {
-    const s1 = await TestSocket.connect(relay.url);
+    const s1 = await TestSocket.connect(server.relay.url);
     s1.send({ type: 'auth', token: 'pd_' + 'A'.repeat(43) });
     expect((await s1.next()).error).toBe('unauthorized');
     expect((await s1.waitClosed()).code).toBe(4401);
 
-    const s2 = await TestSocket.connect(relay.url);
+    const s2 = await TestSocket.connect(server.relay.url);
     s2.ws.send('not json');
     expect((await s2.waitClosed()).code).toBe(4400);
 
-    const s3 = await TestSocket.connect(relay.url);
+    const s3 = await TestSocket.connect(server.relay.url);
     s3.send({ type: 'ack', seq: 1 });
     expect((await s3.waitClosed()).code).toBe(4401);
 
@@ -91,7 +78,7 @@ describe.each(backends)('websocket on $name', (backend) => {
   test('removing a device cuts its socket', async () => {
     const bob = await createUser(fetch, uniqueName('bob'), 2);
     const victim = bob.devices[1]!;
-    const sock = await TestSocket.open(relay.url, victim.token);
+    const sock = await TestSocket.open(server.relay.url, victim.token);
     expect((await removeDevice(fetch, bob, victim)).status).toBe(200);
     expect((await sock.waitClosed()).code).toBe(4403);
   });
@@ -100,7 +87,7 @@ describe.each(backends)('websocket on $name', (backend) => {
     const alice = await createUser(fetch, uniqueName('alice'));
     const bob = await createUser(fetch, uniqueName('bob'));
     const b1: TestDevice = bob.devices[0]!;
-    const sock = await TestSocket.open(relay.url, b1.token);
+    const sock = await TestSocket.open(server.relay.url, b1.token);
     (sock.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
     const payload = b64(new Uint8Array(200 * 1024));
     for (let i = 0; i < 80; i++) {
@@ -113,7 +100,7 @@ describe.each(backends)('websocket on $name', (backend) => {
     (sock.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     expect((await sock.waitClosed(20_000)).code).toBe(4008);
     // Nothing was lost: the device resyncs by seq.
-    const again = await TestSocket.open(relay.url, b1.token);
+    const again = await TestSocket.open(server.relay.url, b1.token);
     const got = await again.envelopes(80, 30_000);
     expect(got.map((e) => e.seq)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
     again.close();
