@@ -12,7 +12,7 @@ import { fromB64 as decodeB64 } from './b64.ts';
 import type { Ctx } from './context.ts';
 import type { Content, GroupState } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, WriteTx } from './store/schema.ts';
-import { newConversation, orderKey, preview } from './views.ts';
+import { newConversation, newMessageRow, preview } from './views.ts';
 
 export type After =
   | { readonly kind: 'receipt'; readonly to: string; readonly conversation: string; readonly ids: string[] }
@@ -57,26 +57,18 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
       if (!convId) return;
       const conv = await conversationFor(tx, convId, me, m, c);
       if (!conv || conv.left) return;
-      const row: MessageRow = {
-        key,
+      const row = newMessageRow({
         id: c.id,
         conversation: convId,
         sender: m.sender,
         senderDevice: m.senderDevice,
         sentAt: c.at,
         receivedAt: m.receivedAt,
-        order: orderKey(c.at),
         text: b.text,
         replyTo: b.replyTo ?? null,
         attachment: b.type === 'attachment' ? { id: b.attachment.id, pointer: fromB64Safe(b.attachment.pointer), name: b.attachment.name, mime: b.attachment.mime, size: b.attachment.size } : null,
-        reactions: {},
-        editedAt: null,
-        deleted: false,
         status: m.sender === me ? 'sent' : 'received',
-        deliveredTo: [],
-        readBy: [],
-        system: false,
-      };
+      });
       await tx.put('messages', row);
       const mine = m.sender === me;
       await tx.put('conversations', {
@@ -195,26 +187,17 @@ async function applyGroup(tx: WriteTx, me: string, m: Incoming, action: string, 
 
 async function systemLine(tx: WriteTx, me: string, conversation: string, m: Incoming, text: string, out: ApplyResult): Promise<void> {
   if (!(await tx.get('conversations', conversation))) return;
-  const row: MessageRow = {
-    key: `${m.sender}/${m.content.id}`,
+  const row = newMessageRow({
     id: m.content.id,
     conversation,
     sender: m.sender,
     senderDevice: m.senderDevice,
     sentAt: m.content.at,
     receivedAt: m.receivedAt,
-    order: orderKey(m.content.at),
     text,
-    replyTo: null,
-    attachment: null,
-    reactions: {},
-    editedAt: null,
-    deleted: false,
     status: m.sender === me ? 'sent' : 'received',
-    deliveredTo: [],
-    readBy: [],
     system: true,
-  };
+  });
   await tx.put('messages', row);
   out.touched.add(conversation);
   out.added.push(row);

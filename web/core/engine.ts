@@ -18,7 +18,7 @@ import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, newId } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
-import { messageView, newConversation, orderKey, preview } from './views.ts';
+import { messageView, newConversation, newMessageRow, preview } from './views.ts';
 
 export interface EngineOptions {
   readonly store: Store;
@@ -548,24 +548,5 @@ export class Engine {
 }
 
 function ownRow(me: string, device: string, conversation: string, id: string, at: number, text: string, replyTo: string | null, attachment: MessageRow['attachment']): MessageRow {
-  return {
-    key: `${me}/${id}`,
-    id,
-    conversation,
-    sender: me,
-    senderDevice: device,
-    sentAt: at,
-    receivedAt: at,
-    order: orderKey(at),
-    text,
-    replyTo,
-    attachment,
-    reactions: {},
-    editedAt: null,
-    deleted: false,
-    status: 'pending',
-    deliveredTo: [],
-    readBy: [],
-    system: false,
-  };
+  return newMessageRow({ id, conversation, sender: me, senderDevice: device, sentAt: at, receivedAt: at, text, replyTo, attachment, status: 'pending' });
 }

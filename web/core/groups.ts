@@ -9,7 +9,7 @@ import type { Engine } from './engine.ts';
 import { lookUp } from './directory.ts';
 import { type GroupState, newId } from './protocol/content.ts';
 import { EngineError } from './types.ts';
-import { newConversation } from './views.ts';
+import { newConversation, newMessageRow } from './views.ts';
 
 const MAX_MEMBERS = 256;
 
@@ -70,24 +70,5 @@ export async function changeGroup(engine: Engine, groupId: string, action: 'add'
 }
 
 function systemRow(me: string, device: string, conversation: string, id: string, at: number, text: string) {
-  return {
-    key: `${me}/${id}`,
-    id,
-    conversation,
-    sender: me,
-    senderDevice: device,
-    sentAt: at,
-    receivedAt: at,
-    order: at * 1000,
-    text,
-    replyTo: null,
-    attachment: null,
-    reactions: {},
-    editedAt: null,
-    deleted: false,
-    status: 'sent' as const,
-    deliveredTo: [],
-    readBy: [],
-    system: true,
-  };
+  return newMessageRow({ id, conversation, sender: me, senderDevice: device, sentAt: at, receivedAt: at, text, status: 'sent', system: true });
 }

@@ -38,3 +38,22 @@ export function orderKey(sentAt: number): number {
   tick = (tick + 1) % 1000;
   return sentAt * 1000 + tick;
 }
+
+/** A new message row: what differs between messages is given, everything else starts empty. */
+export function newMessageRow(
+  f: Pick<MessageRow, 'id' | 'conversation' | 'sender' | 'senderDevice' | 'sentAt' | 'receivedAt' | 'text' | 'status'> & Partial<Pick<MessageRow, 'replyTo' | 'attachment' | 'system'>>,
+): MessageRow {
+  return {
+    key: `${f.sender}/${f.id}`,
+    order: orderKey(f.sentAt),
+    replyTo: null,
+    attachment: null,
+    reactions: {},
+    editedAt: null,
+    deleted: false,
+    deliveredTo: [],
+    readBy: [],
+    system: false,
+    ...f,
+  };
+}
