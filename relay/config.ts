@@ -33,7 +33,7 @@ export interface RelayConfig {
   readonly wsMaxBufferedBytes: number;
   /** Time a new socket has to send its auth message. */
   readonly wsAuthTimeoutMs: number;
-  /** Submissions grouped into one transaction, and transactions run at once (postgres). */
+  /** Submissions grouped into one transaction, and batches outstanding at once on the writer's connection (pipelined). */
   readonly writerMaxBatch: number;
   readonly writerConcurrency: number;
   /**

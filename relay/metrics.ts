@@ -98,6 +98,9 @@ export class Metrics {
   readonly messagesSubmitted = this.add(new Counter('petrel_messages_submitted_total', 'Messages accepted (committed) by this process.'));
   readonly envelopesStored = this.add(new Counter('petrel_envelopes_stored_total', 'Per-device envelopes committed by this process.'));
   readonly envelopesDelivered = this.add(new Counter('petrel_envelopes_delivered_total', 'Envelopes sent to devices over WebSocket by this process.'));
+  readonly writerBatch = this.add(
+    new Histogram('petrel_writer_batch_messages', 'Messages per write statement (group commit): small batches under load mean a commit per few messages.', [1, 2, 4, 8, 16, 32, 64, 128, 256]),
+  );
   readonly submitDuration = this.add(new Histogram('petrel_submit_duration_seconds', 'Time from a submission being accepted to its commit.', LATENCY));
   /** The push sender reports each result here (services.ts wires it): `metrics.push.inc({ result })`. */
   readonly push = this.add(new Counter('petrel_push_total', 'Web Push requests by result (sent, gone, failed).', PUSH_RESULTS.map((result) => ({ result }))));

@@ -72,6 +72,7 @@ export async function createServices(o: ServicesOptions): Promise<RelayServices>
   hub.onCommitted = (devices) => push.committed(devices);
   const metrics = new Metrics({ connections: () => hub.connections });
   push.onResult = (result) => metrics.push.inc({ result });
+  writer.onBatch = (n) => metrics.writerBatch.observe(n);
   const acks = new AckBatcher(o.database, log, config.ackLingerMs);
   const r = config.rateLimits;
   const limits: Limiters = {

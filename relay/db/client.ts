@@ -38,6 +38,13 @@ export interface Database {
    * transaction. Arrays are passed as PostgreSQL arrays (`$1::bigint[]`, `$2::bytea[]`, ...).
    */
   query<T>(text: string, params: readonly unknown[]): Promise<T[]>;
+  /**
+   * As `query`, on a connection of its own that nothing else uses (PostgreSQL; PGlite has one
+   * connection anyway): for the inbox writer, whose statements follow each other back to back.
+   * On the shared pool they went round its connections, each time waking a different server
+   * process with the statement's plan cache and data cold; one connection stays warm.
+   */
+  queryOwn<T>(text: string, params: readonly unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -91,6 +98,7 @@ async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undef
     },
     // PGlite waits for an open transaction to end before running a standalone query.
     query: async <T>(text: string, params: readonly unknown[]) => (await client.query<T>(text, [...params])).rows,
+    queryOwn: async <T>(text: string, params: readonly unknown[]) => (await client.query<T>(text, [...params])).rows,
     close: async () => {
       try {
         await client.close();
@@ -102,7 +110,10 @@ async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undef
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
-  const sql = postgres(url, { max: poolSize, onnotice: () => {}, connection: { application_name: 'petrel-relay' } });
+  const options = { onnotice: () => {}, connection: { application_name: 'petrel-relay' } };
+  const sql = postgres(url, { ...options, max: poolSize });
+  // A pool of one rather than a reserved connection: postgres.js reconnects it when it drops.
+  const own = postgres(url, { ...options, max: 1 });
   const db = drizzlePostgres(sql, { schema });
   const lock = await sql.reserve();
   try {
@@ -127,15 +138,18 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     notify: async (channel, payload) => {
       await sql.notify(channel, payload);
     },
-    query: async <T>(text: string, params: readonly unknown[]) => {
-      // postgres.js types an array by its first element, which makes a bytea[] a bytea: say so.
-      const typed = params.map((p) => (Array.isArray(p) && p[0] instanceof Uint8Array ? sql.array(p as Uint8Array[] as never, BYTEA) : p));
-      return rowsOf<T>(await sql.unsafe(text, typed as never[], { prepare: true }));
-    },
+    query: (text, params) => prepared(sql, text, params),
+    queryOwn: (text, params) => prepared(own, text, params),
     close: async () => {
-      await sql.end({ timeout: 5 });
+      await Promise.all([sql.end({ timeout: 5 }), own.end({ timeout: 5 })]);
     },
   };
+}
+
+async function prepared<T>(sql: postgres.Sql, text: string, params: readonly unknown[]): Promise<T[]> {
+  // postgres.js types an array by its first element, which makes a bytea[] a bytea: say so.
+  const typed = params.map((p) => (Array.isArray(p) && p[0] instanceof Uint8Array ? sql.array(p as Uint8Array[] as never, BYTEA) : p));
+  return rowsOf<T>(await sql.unsafe(text, typed as never[], { prepare: true }));
 }
 
 /** Rows of a raw `db.execute(sql...)` result: postgres.js returns an array, PGlite `{ rows }`. */

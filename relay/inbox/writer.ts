@@ -3,8 +3,10 @@
  * device's inbox under the next sequence number.
  *
  * Group commit: submissions waiting at the same moment share one transaction (up to
- * `maxBatch` of them, `concurrency` transactions at once), so the cost per message is a few
- * rows rather than a commit. Each caller's promise resolves only after the transaction
+ * `maxBatch` of them), so the cost per message is a few rows rather than a commit. Batches go
+ * to the database's own writer connection (Database.queryOwn), `concurrency` of them
+ * outstanding at once: more than one are pipelined there, run one after another without a
+ * round trip in between. Each caller's promise resolves only after the transaction
  * committed: an acknowledged message is durable.
  *
  * A batch is ONE statement (WRITE_BATCH), which PostgreSQL runs as its own transaction: one
@@ -128,6 +130,9 @@ export class InboxWriter {
     private readonly opts: { maxBatch: number; concurrency: number; now: () => number },
   ) {}
 
+  /** Called with the size of each batch written (the metrics hook in). */
+  onBatch: ((messages: number) => void) | undefined;
+
   submit(job: SubmitJob): Promise<SubmitResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ job, resolve, reject });
@@ -176,6 +181,7 @@ export class InboxWriter {
   private async run(batch: Pending[]): Promise<void> {
     try {
       const { results, delivered } = await this.write(batch.map((p) => p.job));
+      this.onBatch?.(batch.length);
       batch.forEach((p, i) => p.resolve(results[i]!));
       this.hub.deliverLocal(delivered);
     } catch (e) {
@@ -192,7 +198,7 @@ export class InboxWriter {
   private async write(jobs: readonly SubmitJob[]) {
     const now = this.opts.now();
     const targets = jobs.flatMap((j, i) => j.targets.map((t) => ({ job: i + 1, ...t })));
-    const rows = await this.database.query<{ kind: string; key: unknown; value: unknown }>(WRITE_BATCH, [
+    const rows = await this.database.queryOwn<{ kind: string; key: unknown; value: unknown }>(WRITE_BATCH, [
       jobs.map((j) => j.senderDevice),
       jobs.map((j) => j.clientId),
       jobs.map((j) => b64(j.payload)),
@@ -248,7 +254,7 @@ export class InboxWriter {
 
   private async fillStoredResults(jobs: readonly SubmitJob[], idx: readonly number[], results: SubmitResult[]) {
     // The conflicting rows are committed (ON CONFLICT waited for them), so a new statement sees them.
-    const stored = await this.database.query<{ sender_device: unknown; client_id: string; message_id: unknown; created_at: unknown }>(STORED_RESULTS, [
+    const stored = await this.database.queryOwn<{ sender_device: unknown; client_id: string; message_id: unknown; created_at: unknown }>(STORED_RESULTS, [
       idx.map((i) => jobs[i]!.senderDevice),
       idx.map((i) => jobs[i]!.clientId),
     ]);

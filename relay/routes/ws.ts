@@ -7,9 +7,13 @@
  *                                               `after` = the last seq the device has (default 0)
  *   server -> { type: "ready", after }
  *   server -> { type: "envelopes", items: [envelope] }   catch-up pages, then live, in seq order
- *   client -> { type: "ack", seq }              deletes the device's envelopes up to seq
- *   server -> { type: "acked", seq }            once applied; acks applied together get one
- *                                               answer, carrying the highest seq acknowledged
+ *   client -> { type: "ack", seq, confirm? }    deletes the device's envelopes up to seq
+ *   server -> { type: "acked", seq }            only if an ack asked (confirm: true), once
+ *                                               applied; acks applied together get one answer,
+ *                                               carrying the highest seq acknowledged. A device
+ *                                               needs none: after a lost ack the envelopes come
+ *                                               again and it skips them by seq. (Answering every
+ *                                               ack was a frame per ack window per socket.)
  *   client -> { type: "submit", ref, clientMessageId, to, payload, envelopes }   as POST /v1/messages
  *   server -> { type: "submitted", ref, messageId, timestamp }   once committed
  *   server -> { type: "submit_error", ref, error, message, ...details }   what the route would answer
@@ -42,7 +46,7 @@ export const WS_CLOSE = { badFrame: 4400, unauthorized: 4401, revoked: 4403, res
 const frameSchema = (config: RelayServices['config']) =>
   v.variant('type', [
     v.object({ type: v.literal('auth'), token: v.pipe(v.string(), v.maxLength(200)), after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
-    v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) }),
+    v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)), confirm: v.optional(v.boolean()) }),
     // A submission over the socket: the same body and checks as POST /v1/messages, answered by
     // `submitted` or `submit_error` carrying the client's `ref`.
     v.object({ ...submitSchema(config).entries, type: v.literal('submit'), ref: v.pipe(v.string(), v.maxLength(64)) }),
@@ -64,6 +68,7 @@ export class DeviceSocket implements Subscriber {
   /** Acks sent by the device and not yet applied; the highest seq it acknowledged. */
   private acking = 0;
   private ackedUpTo = 0;
+  private confirmAcks = false;
   private unsubscribe: (() => void) | undefined;
   private readonly authTimer: NodeJS.Timeout;
 
@@ -97,7 +102,7 @@ export class DeviceSocket implements Subscriber {
     }
     if (frame.type === 'auth') void this.authenticate(frame.token, frame.after ?? 0);
     else if (!this.auth) this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'authenticate first');
-    else if (frame.type === 'ack') void this.ack(frame.seq);
+    else if (frame.type === 'ack') void this.ack(frame.seq, frame.confirm === true);
     else void this.submit(frame);
   }
 
@@ -141,14 +146,18 @@ export class DeviceSocket implements Subscriber {
     }
   }
 
-  private async ack(seq: number): Promise<void> {
+  private async ack(seq: number, confirm: boolean): Promise<void> {
     this.acking++;
     this.ackedUpTo = Math.max(this.ackedUpTo, seq);
+    this.confirmAcks ||= confirm;
     try {
       await this.s.acks.ack(this.auth!.device, seq);
       // Acks applied together are answered once, with the highest seq: a frame per ack was as
       // many frames as envelopes.
-      if (--this.acking === 0) this.send({ type: 'acked', seq: this.ackedUpTo });
+      if (--this.acking === 0 && this.confirmAcks) {
+        this.confirmAcks = false;
+        this.send({ type: 'acked', seq: this.ackedUpTo });
+      }
     } catch (e) {
       this.s.log('error', 'socket ack failed', errorFields(e));
       this.fail(1011, 'internal', 'internal error');

@@ -60,7 +60,7 @@ describe.each(backends)('relay logs on $name', (backend) => {
     expect((await send(fetch, a1, [bob.name], utf8(texts[0]!), 'c1')).status).toBe(200);
     const [e1] = await bobSock.envelopes(1);
     expect(await open(fetch, b1, e1)).toBe(texts[0]);
-    bobSock.send({ type: 'ack', seq: e1.seq });
+    bobSock.send({ type: 'ack', seq: e1.seq, confirm: true });
     await bobSock.next((f) => f.type === 'acked');
     secrets.push(e1.envelope, e1.payload, ...(await a2Sock.envelopes(1)).flatMap((e) => [e.envelope, e.payload]));
 

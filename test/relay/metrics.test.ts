@@ -82,6 +82,8 @@ describe.each(backends)('metrics on $name', (backend) => {
     expect(delta(after, before, 'petrel_envelopes_stored_total')).toBe(1);
     expect(delta(after, before, 'petrel_envelopes_delivered_total')).toBe(1);
     expect(delta(after, before, 'petrel_submit_duration_seconds_count')).toBe(1);
+    expect(delta(after, before, 'petrel_writer_batch_messages_count')).toBe(1);
+    expect(delta(after, before, 'petrel_writer_batch_messages_sum')).toBe(1);
     expect(delta(after, before, 'petrel_attachments_bytes_total')).toBe(70);
     expect(delta(after, before, 'petrel_http_requests_total{method="POST",route="/v1/messages",status="200"}')).toBe(1);
     expect(delta(after, before, 'petrel_http_requests_total{method="PUT",route="/v1/attachments/:id/chunks/:idx",status="204"}')).toBe(1);

@@ -54,7 +54,7 @@ describe.skipIf(!pg)('web push across two relay processes', () => {
     const arriving = sock.envelopes(1);
     expect((await send(fa, alice!.devices[0]!, [bob!.name], utf8('while connected'), 'c1')).status).toBe(200);
     const [e] = await arriving;
-    sock.send({ type: 'ack', seq: e.seq });
+    sock.send({ type: 'ack', seq: e.seq, confirm: true });
     await sock.next((f) => f.type === 'acked');
     await sleep(GRACE * 2.5);
     expect(push.forEndpoint(sub.endpoint)).toHaveLength(0);

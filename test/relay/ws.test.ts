@@ -32,8 +32,11 @@ describe.each(backends)('websocket on $name', (backend) => {
     expect(live.seq).toBe(6);
     expect(await open(fetch, b1, live)).toBe('live!');
 
-    sock.send({ type: 'ack', seq: 6 });
-    expect(await sock.next((f) => f.type === 'acked')).toEqual({ type: 'acked', seq: 6 });
+    // An ack is answered only when it asks to be (confirm): the first one here is not, the
+    // second is, and the answer carries the highest seq acknowledged.
+    sock.send({ type: 'ack', seq: 5 });
+    sock.send({ type: 'ack', seq: 6, confirm: true });
+    expect(await sock.next()).toEqual({ type: 'acked', seq: 6 });
     expect((await call(fetch, 'GET', '/v1/inbox', { token: b1.token })).body.envelopes).toEqual([]);
     sock.close();
   });
