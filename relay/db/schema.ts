@@ -203,5 +203,15 @@ export const attachmentChunks = pgTable(
   (t) => [primaryKey({ columns: [t.attachment, t.idx] })],
 );
 
-export const schema = { messageIds, relaySecrets, accounts, opaqueLogins, accountSessions, deviceLists, devices, prekeys, payloads, inbox, submissions, pushSubscriptions, attachments, attachmentChunks };
+/**
+ * The relay processes sharing this database (notify/instances.ts), with when each last said it
+ * was alive, by the database's clock. A process sends its cross-process NOTIFY hints only while
+ * another one is listed: a relay running alone does not pay for waking a listener per batch.
+ */
+export const relayInstances = pgTable('relay_instances', {
+  instance: text('instance').primaryKey(),
+  seenAt: ms('seen_at').notNull(),
+});
+
+export const schema = { messageIds, relaySecrets, relayInstances, accounts, opaqueLogins, accountSessions, deviceLists, devices, prekeys, payloads, inbox, submissions, pushSubscriptions, attachments, attachmentChunks };
 export type Schema = typeof schema;

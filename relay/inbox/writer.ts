@@ -26,7 +26,9 @@
  *             become visible in order.
  *   inboxed   one row per (claimed message, active target): seq = the old counter + the row's
  *             rank among this batch's rows for that device, in submission order.
- *   notified  pg_notify hints for other relay processes, sent by PostgreSQL on commit.
+ *   notified  pg_notify hints for other relay processes, sent by PostgreSQL on commit, only
+ *             while another process is registered in relay_instances (notify/instances.ts:
+ *             reading that table here is what makes a process that joins miss nothing).
  * The statement returns the claimed message ids and each device's old counter; the records
  * handed to local sockets are rebuilt from those with the same ranking rule.
  * If a batch fails, its submissions are retried one by one so one bad submission cannot fail
@@ -106,7 +108,8 @@ WITH job AS (
       WITH ORDINALITY AS r(message_id, sender_user, sender_id, envelope, rank)
 ), notified AS (
   SELECT pg_notify($10, $11 || string_agg(' ' || id || ':' || (before + n), '' ORDER BY id))
-    FROM (SELECT id, before, n, (row_number() OVER (ORDER BY id) - 1) / $12 AS part FROM locked) b
+    FROM (SELECT id, before, n, (row_number() OVER (ORDER BY id) - 1) / $12 AS part FROM locked
+           WHERE EXISTS (SELECT 1 FROM relay_instances r WHERE r.instance <> $13)) b
    GROUP BY part
 )
 SELECT 'm' AS kind, ord AS key, message_id AS value FROM fresh
@@ -211,6 +214,7 @@ export class InboxWriter {
       NOTIFY_CHANNEL,
       this.hub.envelopeNoticePrefix,
       NOTICE_MAX_PAIRS,
+      this.hub.instance,
     ]);
     const messageIds = new Map<number, number>(); // job ordinal (1-based) -> message id
     const before = new Map<number, number>(); // device -> its counter before this batch

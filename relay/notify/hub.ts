@@ -12,7 +12,8 @@
  * Payload format (one channel, `petrel_relay`), at most ~7,900 bytes per notification:
  *   "i <instance> <device>:<seq> <device>:<seq> ..."   new envelopes
  *   "r <instance> <device> <device> ..."               revoked devices: close their sockets
- * A process ignores its own notifications (it already delivered locally).
+ * A process ignores its own notifications (it already delivered locally), and the writer sends
+ * "new envelopes" ones only while another process is registered (instances.ts).
  *
  * NOTIFY is not durable: one sent while a process's listening connection is down is lost to that
  * process. postgres.js reconnects and re-issues LISTEN; the hub then has every local socket
@@ -21,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../db/client.ts';
 import { errorFields, type Logger } from '../log.ts';
+import { deregister, heartbeat, HEARTBEAT_MS, register } from './instances.ts';
 
 export const NOTIFY_CHANNEL = 'petrel_relay';
 const MAX_NOTIFY_BYTES = 7900;
@@ -53,27 +55,45 @@ export class Hub {
   readonly instance = randomBytes(6).toString('base64url');
   private readonly subs = new Map<number, Set<Subscriber>>();
   private unlisten: (() => Promise<void>) | undefined;
+  private beat: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly database: Database,
     private readonly log: Logger,
   ) {}
 
+  /** Listens, then registers this process (in that order: see instances.ts); sockets may subscribe once it resolves. */
   async start(): Promise<void> {
     this.unlisten = await this.database.listen(
       NOTIFY_CHANNEL,
       (p) => this.onNotify(p),
-      () => this.resyncAll(),
+      () => this.resyncAll('notification listener reconnected'),
     );
+    await register(this.database.db, this.instance);
+    this.beat = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    this.beat.unref();
   }
 
-  /** After the LISTEN connection was lost: every local socket catches up from the database. */
-  private resyncAll(): void {
-    this.log('warn', 'notification listener reconnected; resyncing sockets', { sockets: this.connections });
+  private async heartbeat(): Promise<void> {
+    try {
+      if (await heartbeat(this.database.db, this.instance)) return;
+      // Deleted as stale while this process stalled: others may have skipped its hints since.
+      await register(this.database.db, this.instance);
+      this.resyncAll('registration lapsed');
+    } catch (e) {
+      this.log('warn', 'relay heartbeat failed', errorFields(e));
+    }
+  }
+
+  /** After notifications may have been lost: every local socket catches up from the database. */
+  private resyncAll(reason: string): void {
+    this.log('warn', `${reason}; resyncing sockets`, { sockets: this.connections });
     for (const set of this.subs.values()) for (const s of [...set]) s.resync();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.beat);
+    await deregister(this.database.db, this.instance).catch((e) => this.log('warn', 'relay deregistration failed', errorFields(e)));
     await this.unlisten?.().catch(() => {});
     this.unlisten = undefined;
   }

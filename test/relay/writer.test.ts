@@ -1,12 +1,14 @@
 // The inbox writer's one-statement batch, on the real database: a batch mixing new submissions,
 // a retry and a removed device; seqs ranked in submission order and gap-free; the records handed
-// to local sockets equal the stored rows; NOTIFY hints split under PostgreSQL's payload limit.
+// to local sockets equal the stored rows; NOTIFY hints split under PostgreSQL's payload limit,
+// sent only while another relay process is registered.
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rowsOf } from '../../relay/db/client.ts';
 import { InboxWriter, type SubmitJob } from '../../relay/inbox/writer.ts';
 import { silentLogger } from '../../relay/log.ts';
 import { type InboxRecord, NOTIFY_CHANNEL, type Subscriber } from '../../relay/notify/hub.ts';
+import { deregister, register } from '../../relay/notify/instances.ts';
 import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -94,23 +96,36 @@ describe.each(backends)('inbox writer on $name', (backend) => {
     const targets = await deviceRows(400);
     const notes: string[] = [];
     const unlisten = await relay.database.listen(NOTIFY_CHANNEL, (p) => notes.push(p));
-    try {
-      await relay.services.writer.submit({
+    const submit = (clientId: string) =>
+      relay.services.writer.submit({
         senderDevice: targets[0]!,
         senderUser: 'sender',
         senderDeviceId: bytes(7),
-        clientId: 'wide',
+        clientId,
         payload: bytes(1),
         targets: targets.slice(1).map((device) => ({ device, envelope: bytes(2) })),
       });
-      for (let i = 0; i < 100 && notes.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    const mine = () => notes.filter((n) => n.startsWith(relay.services.hub.envelopeNoticePrefix + ' '));
+    try {
+      // Alone on the database: no other process to hint, so no notification at all.
+      await submit('alone');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(mine()).toEqual([]);
+
+      // Once another process is registered, every batch hints it.
+      await register(relay.services.db, 'another-process');
+      try {
+        await submit('wide');
+        for (let i = 0; i < 100 && mine().length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        await deregister(relay.services.db, 'another-process');
+      }
     } finally {
       await unlisten();
     }
-    const mine = notes.filter((n) => n.startsWith(relay.services.hub.envelopeNoticePrefix + ' '));
-    expect(mine.length).toBe(3); // 399 devices, at most 150 per notification
-    for (const n of mine) expect(new TextEncoder().encode(n).length).toBeLessThan(8000);
-    const pairs = mine.flatMap((n) => n.split(' ').slice(2));
-    expect(pairs.sort()).toEqual(targets.slice(1).map((d) => `${d}:1`).sort());
+    expect(mine().length).toBe(3); // 399 devices, at most 150 per notification
+    for (const n of mine()) expect(new TextEncoder().encode(n).length).toBeLessThan(8000);
+    const pairs = mine().flatMap((n) => n.split(' ').slice(2));
+    expect(pairs.sort()).toEqual(targets.slice(1).map((d) => `${d}:2`).sort()); // seq 1 was 'alone'
   });
 });
