@@ -123,7 +123,7 @@ SELECT s.sender_device, s.client_id, s.message_id, s.created_at
     ON s.sender_device = k.sender_device AND s.client_id = k.client_id`;
 
 export class InboxWriter {
-  private readonly queue: Pending[] = [];
+  private queue: Pending[] = [];
   private running = 0;
 
   constructor(
@@ -162,22 +162,24 @@ export class InboxWriter {
   /** The next batch: queue order, and a (sender device, client id) at most once per batch. */
   private take(): Pending[] {
     const batch: Pending[] = [];
+    const left: Pending[] = []; // skipped retries, then the rest: rebuilt once, not spliced per item
     const keys = new Set<string>();
     let rows = 0;
-    for (let i = 0; i < this.queue.length && batch.length < this.opts.maxBatch; ) {
+    let i = 0;
+    for (; i < this.queue.length && batch.length < this.opts.maxBatch; i++) {
       const p = this.queue[i]!;
       const key = `${p.job.senderDevice}/${p.job.clientId}`;
       const n = p.job.targets.length;
       if (batch.length > 0 && rows + n > MAX_ROWS_PER_BATCH) break; // keep queue order
       if (keys.has(key)) {
-        i++; // a retry racing its original: next batch, where it finds the stored result
+        left.push(p); // a retry racing its original: next batch, where it finds the stored result
         continue;
       }
       keys.add(key);
       rows += n;
       batch.push(p);
-      this.queue.splice(i, 1);
     }
+    this.queue = left.length ? left.concat(this.queue.slice(i)) : this.queue.slice(i);
     return batch;
   }
 

@@ -88,8 +88,8 @@ export async function submitMessage(s: RelayServices, me: DeviceAuth, body: Subm
   const expected = new Map<string, Map<string, number>>(); // user -> device b64 -> row id
   for (const u of users) expected.set(u, new Map());
   for (const r of rows) {
-    if (r.id === null || r.deviceId === null || r.id === me.device) continue;
-    expected.get(r.username)!.set(toB64(r.deviceId), r.id);
+    if (r.id === null || r.key === null || r.id === me.device) continue;
+    expected.get(r.username)!.set(r.key, r.id);
   }
   const missing: { user: string; devices: string[] }[] = [];
   const extra: { user: string; devices: string[] }[] = [];
@@ -123,7 +123,8 @@ export async function submitMessage(s: RelayServices, me: DeviceAuth, body: Subm
   return result;
 }
 
-type DeviceRow = { username: string; id: number | null; deviceId: Uint8Array | null };
+/** An active device (none: a user without one), its id as the base64url the envelopes name it by. */
+type DeviceRow = { username: string; id: number | null; key: string | null };
 
 /**
  * Active devices of these users, from a per-process cache kept for DEVICE_CACHE_MS: the lookup
@@ -170,7 +171,9 @@ async function activeDeviceRows(s: RelayServices, users: readonly string[]): Pro
       .from(accounts)
       .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
       .where(inArray(accounts.username, missing))
-      .then((rows) => {
+      .then((found) => {
+        // Encoded once per lookup, not once per submission that reads the cache.
+        const rows: DeviceRow[] = found.map((r) => ({ username: r.username, id: r.id, key: r.deviceId && toB64(r.deviceId) }));
         if (c.rows.size > 10_000) c.rows.clear(); // bounded: a cache, not a copy of the database
         for (const u of missing) {
           const mine = rows.filter((r) => r.username === u);
