@@ -148,9 +148,21 @@ export class InboxWriter {
     while (this.queue.length || this.running) await new Promise((r) => setTimeout(r, 5));
   }
 
+  /** Size of the batch started last. */
+  private lastBatch = 0;
+
+  /**
+   * Starts batches while fewer than `concurrency` run. A further batch starts beside a running one
+   * only once at least as many submissions wait as the last batch took: they are sent at once
+   * (pipelined) instead of waiting a whole batch for their turn, yet a batch is never started for
+   * the one or two that arrived first, whose fixed cost — about that of eight messages' rows —
+   * would be paid again and again under load at 1 message in flight per sender.
+   */
   private pump(): void {
     while (this.running < this.opts.concurrency && this.queue.length) {
+      if (this.running > 0 && this.queue.length < this.lastBatch) break;
       const batch = this.take();
+      this.lastBatch = batch.length;
       this.running++;
       void this.run(batch).finally(() => {
         this.running--;
