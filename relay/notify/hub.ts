@@ -74,7 +74,8 @@ export class Hub {
     this.beat.unref();
   }
 
-  private async heartbeat(): Promise<void> {
+  /** Every HEARTBEAT_MS: keeps this process registered (tests call it directly). */
+  async heartbeat(): Promise<void> {
     try {
       if (await heartbeat(this.database.db, this.instance)) return;
       // Deleted as stale while this process stalled: others may have skipped its hints since.
