@@ -3,6 +3,7 @@
 // the report can say what bounds a figure on a machine whose 2 cores are shared by all of them.
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
+import { ACK_DELAY_MS } from '../../web/core/net/socket.ts';
 
 export interface Pair {
   readonly from: { readonly user: string; readonly token: string };
@@ -96,11 +97,18 @@ export async function run(o: RunOptions): Promise<RunResult> {
   const payload = Buffer.alloc(100, 7).toString('base64url');
   for (const p of o.pairs) {
     const [st, rt] = o.tokens(p);
+    // Receivers ack as the engine does (web/core/net/socket.ts): the highest seq, at most every ACK_DELAY_MS.
+    let ackSeq = 0;
+    let ackTimer: NodeJS.Timeout | undefined;
     const recv = await connect(o.url, rt, (f) => {
       if (f.type !== 'envelopes') return;
       const t = performance.now();
       for (const e of f.items) arrivals.push({ id: e.messageId, t });
-      recv.ws.send(JSON.stringify({ type: 'ack', seq: f.items[f.items.length - 1].seq }));
+      ackSeq = f.items[f.items.length - 1].seq;
+      ackTimer ??= setTimeout(() => {
+        ackTimer = undefined;
+        if (recv.ws.readyState === WebSocket.OPEN) recv.ws.send(JSON.stringify({ type: 'ack', seq: ackSeq }));
+      }, ACK_DELAY_MS);
     });
     const envelopes = [{ user: p.to.user, device: p.to.device, body: payload }];
     const next = () => {

@@ -7,7 +7,8 @@
 //     payloads), 1 and 16 submissions in flight per sender; delivered msgs/s and end-to-end
 //     latency (sender's send -> receiver's frame) p50/p99. The relay answers a submission only
 //     after its transaction committed. Envelopes are random bytes: the relay never decrypts, so
-//     client-side crypto would only measure the load generator. Receivers ack every frame.
+//     client-side crypto would only measure the load generator. Receivers ack as the engine
+//     does: the highest seq, at most every 50 ms (web/core/net/socket.ts ACK_DELAY_MS).
 //   baselines in the same run: a bare `ws` forwarder (relay-forwarder.ts: same frames, no
 //     storage) and raw PostgreSQL writes of the same rows (relay-baselines.ts).
 //   Each round runs every case once (relay and forwarder interleaved), so a burst of other load

@@ -3,6 +3,11 @@
  * from our cursor and then streams envelopes as they are stored. It reconnects with backoff;
  * while it is down the engine polls instead. Envelopes are handed to `onEnvelopes` one frame
  * at a time and the next frame waits until that promise settles, so processing stays in order.
+ *
+ * Acks are cumulative and sent at most every ACK_DELAY_MS, carrying the highest seq stored:
+ * an ack only lets the relay delete what we already hold (we resume from our own cursor, and
+ * envelopes sent again after a lost ack are skipped by seq), so one per frame was a frame up
+ * and a relay wake-up per message in a live conversation for nothing.
  */
 import type { WireEnvelope } from './api.ts';
 
@@ -26,8 +31,13 @@ export interface SocketHandlers {
   onRevoked(): void;
 }
 
+/** How long an ack waits for later frames to be acknowledged with it. */
+export const ACK_DELAY_MS = 50;
+
 export class LiveSocket {
   private ws: WsLike | null = null;
+  private ackSeq = 0;
+  private ackTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private attempt = 0;
   private chain: Promise<unknown> = Promise.resolve();
@@ -52,6 +62,7 @@ export class LiveSocket {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.flushAck();
     this.ws?.close(1000);
     this.ws = null;
   }
@@ -96,7 +107,7 @@ export class LiveSocket {
       } else if (frame.type === 'envelopes' && Array.isArray(frame.items)) {
         this.chain = this.chain
           .then(() => this.h.onEnvelopes(frame.items))
-          .then((seq) => this.send({ type: 'ack', seq }))
+          .then((seq) => this.ackLater(seq))
           .catch(() => ws.close(4000)); // processing failed: reconnect and resume from the cursor
       }
     };
@@ -109,6 +120,17 @@ export class LiveSocket {
       }
       this.retry();
     };
+  }
+
+  private ackLater(seq: number): void {
+    this.ackSeq = Math.max(this.ackSeq, seq);
+    this.ackTimer ??= setTimeout(() => this.flushAck(), ACK_DELAY_MS);
+  }
+
+  private flushAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    if (this.ackSeq > 0) this.send({ type: 'ack', seq: this.ackSeq }); // dropped while closed: the next ack covers it
   }
 
   private retry(): void {
