@@ -104,7 +104,7 @@ export const DEFAULT_CONFIG: RelayConfig = {
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsAuthTimeoutMs: 10_000,
   writerMaxBatch: 256,
-  writerConcurrency: 2,
+  writerConcurrency: 1,
   ackLingerMs: 20,
   maxAttachmentBytes: 100 * 1024 * 1024,
   attachmentQuotaBytes: 1024 * 1024 * 1024,
