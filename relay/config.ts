@@ -36,6 +36,8 @@ export interface RelayConfig {
   /** Submissions grouped into one transaction, and batches outstanding at once on the writer's connection (pipelined). */
   readonly writerMaxBatch: number;
   readonly writerConcurrency: number;
+  /** Longest a batch waits for submissions likely on their way (see InboxWriter.pump); 0 never waits. */
+  readonly writerLingerMs: number;
   /**
    * Acknowledgements wait this long to be applied together: an ack only lets the relay delete
    * what the device has stored, so none is urgent, and one statement per window costs the
@@ -105,6 +107,7 @@ export const DEFAULT_CONFIG: RelayConfig = {
   wsAuthTimeoutMs: 10_000,
   writerMaxBatch: 256,
   writerConcurrency: 1,
+  writerLingerMs: 2,
   ackLingerMs: 20,
   maxAttachmentBytes: 100 * 1024 * 1024,
   attachmentQuotaBytes: 1024 * 1024 * 1024,

@@ -125,6 +125,7 @@ export async function main(): Promise<void> {
       ...(env.PETREL_METRICS_TOKEN ? { metricsToken: env.PETREL_METRICS_TOKEN } : {}),
       ...(env.PETREL_WRITER_BATCH ? { writerMaxBatch: count(env, 'PETREL_WRITER_BATCH') } : {}),
       ...(env.PETREL_WRITER_CONCURRENCY ? { writerConcurrency: count(env, 'PETREL_WRITER_CONCURRENCY') } : {}),
+      ...(env.PETREL_WRITER_LINGER_MS ? { writerLingerMs: nonNegative(env, 'PETREL_WRITER_LINGER_MS') } : {}),
       ...(env.PETREL_PUSH_GRACE_MS ? { pushGraceMs: Number(env.PETREL_PUSH_GRACE_MS) } : {}),
       ...(env.PETREL_RATE_LIMIT_SCALE ? { rateLimits: scaledLimits(Number(env.PETREL_RATE_LIMIT_SCALE)) } : {}),
       ...(env.PETREL_ATTACHMENT_MAX_MB ? { maxAttachmentBytes: positive(env, 'PETREL_ATTACHMENT_MAX_MB') * 1024 * 1024 } : {}),
@@ -160,6 +161,12 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
 function count(env: NodeJS.ProcessEnv, name: string): number {
   const n = Number(env[name]);
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a whole number >= 1`);
+  return n;
+}
+
+function nonNegative(env: NodeJS.ProcessEnv, name: string): number {
+  const n = Number(env[name]);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new Error(`${name} must be a number >= 0`);
   return n;
 }
 

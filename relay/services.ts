@@ -65,6 +65,7 @@ export async function createServices(o: ServicesOptions): Promise<RelayServices>
   const writer = new InboxWriter(o.database, hub, log, {
     maxBatch: config.writerMaxBatch,
     concurrency: o.database.kind === 'pglite' ? 1 : config.writerConcurrency,
+    lingerMs: config.writerLingerMs,
     now,
   });
   const vapid = await vapidKeys(db);

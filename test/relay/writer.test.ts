@@ -42,7 +42,7 @@ describe.each(backends)('inbox writer on $name', (backend) => {
     await relay.services.db.execute(sql`UPDATE devices SET active = false WHERE id = ${gone!}::bigint`);
     // A writer of its own with one transaction at a time: what is queued behind the first
     // submission is written together, as one batch.
-    const writer = new InboxWriter(relay.database, relay.services.hub, silentLogger, { maxBatch: 256, concurrency: 1, now: () => 1000 });
+    const writer = new InboxWriter(relay.database, relay.services.hub, silentLogger, { maxBatch: 256, concurrency: 1, lingerMs: 0, now: () => 1000 });
     const job = (clientId: string, targets: [number, number][]): SubmitJob => ({
       senderDevice: sender!,
       senderUser: 'sender',
@@ -90,6 +90,44 @@ describe.each(backends)('inbox writer on $name', (backend) => {
     for (const d of [a!, b!]) {
       expect((got.get(d) ?? []).map((r) => ({ seq: r.seq, messageId: r.messageId, envelope: [...r.envelope] }))).toEqual(await stored(d));
     }
+  });
+
+  test('a batch waits (up to lingerMs) for as many submissions as the last one took, never for a lone sender', async () => {
+    const [sender, target] = await deviceRows(2);
+    const LINGER = 1000;
+    const writer = new InboxWriter(relay.database, relay.services.hub, silentLogger, { maxBatch: 256, concurrency: 1, lingerMs: LINGER, now: Date.now });
+    const sizes: number[] = [];
+    writer.onBatch = (n) => sizes.push(n);
+    let k = 0;
+    const submit = () =>
+      writer.submit({ senderDevice: sender!, senderUser: 's', senderDeviceId: bytes(7), clientId: `l${k++}`, payload: bytes(1), targets: [{ device: target!, envelope: bytes(2) }] });
+
+    // (Each step waits for the writer to be idle again: its batch ends a tick after its callers resume.)
+    const idle = () => new Promise((r) => setTimeout(r, 10));
+    await submit(); // alone: at once
+    await idle();
+    await Promise.all([submit(), submit(), submit()]); // the first goes at once, the two behind it together
+    await idle();
+    expect(sizes).toEqual([1, 1, 2]);
+
+    // One arrives after a batch of two: it waits for a second, which starts the batch at once.
+    let t0 = performance.now();
+    const first = submit();
+    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([first, submit()]);
+    expect(sizes).toEqual([1, 1, 2, 2]);
+    expect(performance.now() - t0).toBeLessThan(LINGER);
+    await idle();
+
+    // None follows: it goes after lingerMs, and the next lone one (last batch: 1) goes at once.
+    t0 = performance.now();
+    await submit();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(LINGER - 5);
+    await idle();
+    t0 = performance.now();
+    await submit();
+    expect(performance.now() - t0).toBeLessThan(LINGER);
+    expect(sizes).toEqual([1, 1, 2, 2, 1, 1]);
   });
 
   test('a batch to 400 devices: NOTIFY hints split under the payload limit, each device once', async () => {
