@@ -86,6 +86,9 @@ async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undef
     unlock();
     throw e;
   }
+  // PGlite waits for an open transaction to end before running a standalone query. It has one
+  // connection, so the writer's own is that one too.
+  const query = async <T>(text: string, params: readonly unknown[]) => (await client.query<T>(text, [...params])).rows;
   return {
     db: db as unknown as Db,
     kind: 'pglite',
@@ -96,9 +99,8 @@ async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undef
     notify: async (channel, payload) => {
       await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
-    // PGlite waits for an open transaction to end before running a standalone query.
-    query: async <T>(text: string, params: readonly unknown[]) => (await client.query<T>(text, [...params])).rows,
-    queryOwn: async <T>(text: string, params: readonly unknown[]) => (await client.query<T>(text, [...params])).rows,
+    query,
+    queryOwn: query,
     close: async () => {
       try {
         await client.close();
