@@ -184,10 +184,14 @@ export class InboxWriter {
       const batch = this.take();
       this.lastBatch = batch.length;
       this.running++;
-      void this.run(batch).finally(() => {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
         this.running--;
         this.pump();
-      });
+      };
+      void this.run(batch, release).finally(release);
     }
   }
 
@@ -215,9 +219,19 @@ export class InboxWriter {
     return batch;
   }
 
-  private async run(batch: Pending[]): Promise<void> {
+  /**
+   * Writes a batch, then answers its submitters and hands its records to local sockets. `release`
+   * frees the batch's slot: it is called as soon as the batch committed, before the answers go
+   * out, so the next batch (whose submissions gathered meanwhile) is already on its way to the
+   * database while this process writes the frames for this one. (Releasing after them left the
+   * database idle for that time: a third of each round at 1 message in flight per sender; +8% in
+   * paired runs.) Records of the next batch cannot overtake these: they are handed out below
+   * synchronously, and the next batch's result can only be read after that.
+   */
+  private async run(batch: Pending[], release: () => void): Promise<void> {
     try {
       const { results, delivered } = await this.write(batch.map((p) => p.job));
+      release();
       this.onBatch?.(batch.length);
       batch.forEach((p, i) => p.resolve(results[i]!));
       this.hub.deliverLocal(delivered);
@@ -228,7 +242,7 @@ export class InboxWriter {
         return;
       }
       // Retry one by one: only the submission at fault fails.
-      await Promise.all(batch.map((p) => this.run([p])));
+      await Promise.all(batch.map((p) => this.run([p], () => {})));
     }
   }
 

@@ -130,6 +130,30 @@ describe.each(backends)('inbox writer on $name', (backend) => {
     expect(sizes).toEqual([1, 1, 2, 2, 1, 1]);
   });
 
+  test('the next batch goes to the database before this one is answered', async () => {
+    const [sender, target] = await deviceRows(2);
+    // The real database, with its writer statements counted (their client ids, per batch).
+    const statements: string[][] = [];
+    const database = {
+      ...relay.database,
+      queryOwn: <T,>(text: string, params: readonly unknown[]) => {
+        statements.push(params[1] as string[]);
+        return relay.database.queryOwn<T>(text, params);
+      },
+    };
+    const writer = new InboxWriter(database, relay.services.hub, silentLogger, { maxBatch: 256, concurrency: 1, lingerMs: 0, now: Date.now });
+    const submit = (clientId: string) =>
+      writer.submit({ senderDevice: sender!, senderUser: 's', senderDeviceId: bytes(7), clientId, payload: bytes(1), targets: [{ device: target!, envelope: bytes(2) }] });
+    const first = submit('e1');
+    const behind = [submit('e2'), submit('e3')];
+    await first;
+    // By the time the first submitter hears back, the two queued behind it are being written.
+    expect(statements).toEqual([['e1'], ['e2', 'e3']]);
+    const [r2, r3] = await Promise.all(behind);
+    expect(r3!.messageId).toBe(r2!.messageId + 1);
+    expect((await stored(target!)).map((r) => r.seq)).toEqual([1, 2, 3]);
+  });
+
   test('a batch to 400 devices: NOTIFY hints split under the payload limit, each device once', async () => {
     const targets = await deviceRows(400);
     const notes: string[] = [];
