@@ -27,6 +27,15 @@ import { DeviceSocket } from './routes/ws.ts';
 import type { RelayServices } from './services.ts';
 import { limitBody } from './validate.ts';
 
+/** The part of a `ws` WebSocket (node-server's `raw`) read here. */
+interface RawSocket {
+  on(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): void;
+}
+
+/** A text frame's string (`ws` hands text frames over as bytes: one Buffer, or fragments). */
+const textOf = (data: Buffer | ArrayBuffer | Buffer[]) =>
+  (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
+
 export interface AppOptions {
   /** A directory of static files (the built PWA) served for GET/HEAD outside /v1. */
   readonly webRoot?: string;
@@ -103,9 +112,12 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
       let socket: DeviceSocket | undefined;
       return {
         onOpen: (_e, ws) => {
-          socket = new DeviceSocket(s, ws);
+          const live = (socket = new DeviceSocket(s, ws));
+          // Frames are read from the `ws` socket itself rather than through onMessage, which wraps
+          // each one in a DOM MessageEvent after copying its bytes: per submission, that was more
+          // than parsing it. (onOpen runs in the tick the socket opened: no frame came before.)
+          (ws.raw as unknown as RawSocket).on('message', (data, isBinary) => live.onMessage(isBinary ? undefined : textOf(data)));
         },
-        onMessage: (e) => socket?.onMessage(e.data),
         onClose: () => socket?.onClose(),
       };
     }),

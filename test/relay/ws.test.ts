@@ -70,6 +70,11 @@ describe.each(backends)('websocket on $name', (backend) => {
     s2.ws.send('not json');
     expect((await s2.waitClosed()).code).toBe(4400);
 
+    // A binary frame, even one holding a valid auth frame's JSON: the protocol is text frames.
+    const s4 = await TestSocket.connect(server.relay.url);
+    s4.ws.send(Buffer.from(JSON.stringify({ type: 'auth', token: 'pd_' + 'A'.repeat(43) })), { binary: true });
+    expect((await s4.waitClosed()).code).toBe(4400);
+
     const s3 = await TestSocket.connect(server.relay.url);
     s3.send({ type: 'ack', seq: 1 });
     expect((await s3.waitClosed()).code).toBe(4401);
