@@ -150,7 +150,6 @@ export class InboxWriter {
 
   /** Size of the batch started last. */
   private lastBatch = 0;
-  private batchBefore = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
 
   /**
@@ -170,7 +169,7 @@ export class InboxWriter {
    */
   private pump(): void {
     const { lingerMs } = this.opts;
-    if (lingerMs > 0 && this.running === 0 && this.queue.length > 0 && this.queue.length < (process.env.LINGER_MIN2 ? Math.min(this.lastBatch, this.batchBefore) : this.lastBatch)) {
+    if (lingerMs > 0 && this.running === 0 && this.queue.length > 0 && this.queue.length < this.lastBatch) {
       this.lingerTimer ??= setTimeout(() => {
         this.lingerTimer = undefined;
         this.lastBatch = 0;
@@ -183,7 +182,6 @@ export class InboxWriter {
     while (this.running < this.opts.concurrency && this.queue.length) {
       if (this.running > 0 && this.queue.length < this.lastBatch) break;
       const batch = this.take();
-      this.batchBefore = this.lastBatch;
       this.lastBatch = batch.length;
       this.running++;
       let released = false;
