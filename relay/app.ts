@@ -13,6 +13,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
+import type { RawData, WebSocket } from 'ws';
 import { ApiError } from './errors.ts';
 import { errorFields } from './log.ts';
 import { scrapeAllowed } from './metrics.ts';
@@ -27,13 +28,8 @@ import { DeviceSocket } from './routes/ws.ts';
 import type { RelayServices } from './services.ts';
 import { limitBody } from './validate.ts';
 
-/** The part of a `ws` WebSocket (node-server's `raw`) read here. */
-interface RawSocket {
-  on(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): void;
-}
-
 /** A text frame's string (`ws` hands text frames over as bytes: one Buffer, or fragments). */
-const textOf = (data: Buffer | ArrayBuffer | Buffer[]) =>
+const textOf = (data: RawData) =>
   (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 
 export interface AppOptions {
@@ -116,7 +112,7 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
           // Frames are read from the `ws` socket itself rather than through onMessage, which wraps
           // each one in a DOM MessageEvent after copying its bytes: per submission, that was more
           // than parsing it. (onOpen runs in the tick the socket opened: no frame came before.)
-          (ws.raw as unknown as RawSocket).on('message', (data, isBinary) => live.onMessage(isBinary ? undefined : textOf(data)));
+          (ws.raw as unknown as WebSocket).on('message', (data, isBinary) => live.onMessage(isBinary ? undefined : textOf(data)));
         },
         onClose: () => socket?.onClose(),
       };
