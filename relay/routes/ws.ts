@@ -64,7 +64,9 @@ export class DeviceSocket implements Subscriber {
   private pumping = false;
   private dirty = false;
   private closed = false;
-  private corked = false;
+  /** A frame was written this turn of the event loop; the socket, while later ones are held in it (see pace). */
+  private wroteThisTurn = false;
+  private corked: Socket | undefined;
   /** Acks sent by the device and not yet applied; the highest seq it acknowledged. */
   private acking = 0;
   private ackedUpTo = 0;
@@ -240,26 +242,35 @@ export class DeviceSocket implements Subscriber {
 
   private send(msg: unknown): void {
     if (this.closed) return;
-    this.cork();
+    this.pace();
     this.ws.send(JSON.stringify(msg));
   }
 
   /**
-   * Holds this turn of the event loop's frames in the socket and writes them in one system call
-   * after it: a committed batch answers many submissions of one sender at once, and each frame
-   * written alone cost a write(2) — under load the largest single cost of the relay process.
+   * The first frame of a turn of the event loop goes out at once; from the second on, frames are
+   * held in the socket and written in one system call after the turn. A committed batch answers
+   * many submissions of one sender at once, and each frame written alone cost a write(2) — under
+   * load the largest single cost of the relay process. Holding the first one too delayed every
+   * answer by whatever else the turn did: writing it at once gave +11% at 1 message in flight and
+   * +4% at 16 (paired runs).
    * (`ws` corks around each frame itself; corking nests. `_socket` is ws's net.Socket.)
    */
-  private cork(): void {
+  private pace(): void {
     if (this.corked) return;
+    if (!this.wroteThisTurn) {
+      this.wroteThisTurn = true;
+      setImmediate(() => {
+        this.wroteThisTurn = false;
+        const sock = this.corked;
+        this.corked = undefined;
+        sock?.uncork();
+      });
+      return;
+    }
     const sock = (this.ws.raw as unknown as { _socket?: Socket } | undefined)?._socket;
     if (!sock || sock.destroyed) return;
-    this.corked = true;
+    this.corked = sock;
     sock.cork();
-    setImmediate(() => {
-      this.corked = false;
-      sock.uncork();
-    });
   }
 
   private fail(code: number, error: string, message: string): void {
