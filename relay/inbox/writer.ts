@@ -229,7 +229,7 @@ export class InboxWriter {
    * database idle for that time: a third of each round at 1 message in flight per sender; +8% in
    * paired runs.) The submitters are answered before the records are handed out (process.nextTick
    * runs after the promise continuations that answer them): a sender waiting for its answer holds
-   * back its next message, a recipient only reads (+13% at 1 in flight, +9% at 16: paired runs). Batches still
+   * back its next message, a recipient only reads (+10% at 1 in flight, paired runs). Batches still
    * reach the sockets in commit order: ticks run in the order they were queued.
    */
   private async run(batch: Pending[], release: () => void): Promise<void> {
