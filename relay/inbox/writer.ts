@@ -125,8 +125,6 @@ SELECT s.sender_device, s.client_id, s.message_id, s.created_at
 export class InboxWriter {
   private queue: Pending[] = [];
   private running = 0;
-  /** Committed batches whose records are not yet handed to local sockets (see run). */
-  private delivering = 0;
 
   constructor(
     private readonly database: Database,
@@ -145,9 +143,9 @@ export class InboxWriter {
     });
   }
 
-  /** Resolves once every queued submission has been written (or failed) and handed to local sockets. */
+  /** Resolves once every queued submission has been written (or failed). */
   async drain(): Promise<void> {
-    while (this.queue.length || this.running || this.delivering) await new Promise((r) => setTimeout(r, 5));
+    while (this.queue.length || this.running) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Size of the batch started last. */
@@ -227,10 +225,8 @@ export class InboxWriter {
    * out, so the next batch (whose submissions gathered meanwhile) is already on its way to the
    * database while this process writes the frames for this one. (Releasing after them left the
    * database idle for that time: a third of each round at 1 message in flight per sender; +8% in
-   * paired runs.) The submitters are answered before the records are handed out (process.nextTick
-   * runs after the promise continuations that answer them): a sender waiting for its answer holds
-   * back its next message, a recipient only reads (+10% at 1 in flight, paired runs). Batches still
-   * reach the sockets in commit order: ticks run in the order they were queued.
+   * paired runs.) Records of the next batch cannot overtake these: they are handed out below
+   * synchronously, and the next batch's result can only be read after that.
    */
   private async run(batch: Pending[], release: () => void): Promise<void> {
     try {
@@ -238,15 +234,7 @@ export class InboxWriter {
       release();
       this.onBatch?.(batch.length);
       batch.forEach((p, i) => p.resolve(results[i]!));
-      this.delivering++;
-      process.nextTick(() => {
-        this.delivering--;
-        try {
-          this.hub.deliverLocal(delivered);
-        } catch (e) {
-          this.log('error', 'local delivery failed', errorFields(e)); // the sockets catch up from the database
-        }
-      });
+      this.hub.deliverLocal(delivered);
     } catch (e) {
       if (batch.length === 1) {
         this.log('error', 'message write failed', errorFields(e));
