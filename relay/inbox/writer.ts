@@ -224,9 +224,9 @@ export class InboxWriter {
    * frees the batch's slot: it is called as soon as the batch committed, before the answers go
    * out, so the next batch (whose submissions gathered meanwhile) is already on its way to the
    * database while this process writes the frames for this one. (Releasing after them left the
-   * database idle for that time: a third of each round at 1 message in flight per sender; +8% in
-   * paired runs.) Records of the next batch cannot overtake these: they are handed out below
-   * synchronously, and the next batch's result can only be read after that.
+   * database idle for that time: a third of each round at 1 message in flight per sender.)
+   * Records of the next batch cannot overtake these: they are handed out below synchronously, and
+   * the next batch's result can only be read after that.
    */
   private async run(batch: Pending[], release: () => void): Promise<void> {
     try {
