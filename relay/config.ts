@@ -106,7 +106,7 @@ export const DEFAULT_CONFIG: RelayConfig = {
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsAuthTimeoutMs: 10_000,
   writerMaxBatch: 256,
-  writerConcurrency: 1,
+  writerConcurrency: 2,
   writerLingerMs: 2,
   ackLingerMs: 20,
   maxAttachmentBytes: 100 * 1024 * 1024,
