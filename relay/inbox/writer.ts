@@ -247,7 +247,8 @@ export class InboxWriter {
    * database while this process writes the frames for this one. (Releasing after them left the
    * database idle for that time: a third of each round at 1 message in flight per sender.)
    * Records of the next batch cannot overtake these: they are handed out below synchronously, and
-   * the next batch's result can only be read after that.
+   * the next batch's result can only be read after that. (A batch written again after a unique
+   * violation commits after the batch pipelined behind it, and so takes later seqs than it.)
    */
   private async run(batch: Pending[], release: () => void): Promise<void> {
     try {
