@@ -6,6 +6,7 @@
  * processes anyway); PostgreSQL's reach every relay process connected to the server.
  */
 import { mkdirSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -112,7 +113,7 @@ async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undef
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
-  const options = { onnotice: () => {}, connection: { application_name: 'petrel-relay' } };
+  const options = { onnotice: () => {}, connection: { application_name: 'petrel-relay' }, socket: noDelaySocket };
   const sql = postgres(url, { ...options, max: poolSize });
   // A pool of one rather than a reserved connection: postgres.js reconnects it when it drops.
   const own = postgres(url, { ...options, max: 1 });
@@ -146,6 +147,45 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
       await Promise.all([sql.end({ timeout: 5 }), own.end({ timeout: 5 })]);
     },
   };
+}
+
+/**
+ * postgres.js opens its TCP connections with Nagle's algorithm on (libpq turns it off). A
+ * statement written while an earlier one is unanswered may then be held back until the server
+ * acknowledges the earlier bytes, which it does with that statement's answer: the inbox writer's
+ * pipelined batch would set off only once the batch ahead of it is done. So the relay connects
+ * the socket itself, with TCP_NODELAY, trying the URL's hosts in order; postgres.js still does
+ * TLS and the protocol on it. Measured through a proxy adding 1 ms each way: two statements
+ * pipelined as the writer does took 9.8 ms with Nagle's algorithm, 7.3 ms without. (On loopback,
+ * as in bench:relay, the answer carries the acknowledgement at once: no difference beyond noise.)
+ */
+async function noDelaySocket(o: { host: string[]; port: number[]; path?: string | false; connect_timeout?: number }): Promise<Socket> {
+  const timeoutMs = (o.connect_timeout ?? 30) * 1000;
+  const attempt = (target: { path: string } | { host: string; port: number }) =>
+    new Promise<Socket>((resolve, reject) => {
+      const sock = 'path' in target ? netConnect(target.path) : netConnect({ ...target, noDelay: true });
+      const timer = setTimeout(() => sock.destroy(Object.assign(new Error('connect timeout'), { code: 'CONNECT_TIMEOUT' })), timeoutMs);
+      const failed = (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+      sock.once('error', failed);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.removeListener('error', failed);
+        resolve(sock);
+      });
+    });
+  if (o.path) return attempt({ path: o.path });
+  let last: unknown;
+  for (let i = 0; i < o.host.length; i++) {
+    try {
+      return await attempt({ host: o.host[i]!, port: o.port[i] ?? o.port[0]! });
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
 }
 
 async function prepared<T>(sql: postgres.Sql, text: string, params: readonly unknown[]): Promise<T[]> {
