@@ -112,7 +112,14 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
           // Frames are read from the `ws` socket itself rather than through onMessage, which copies
           // each one's bytes and wraps the text in a DOM MessageEvent: garbage on the hot path that
           // nothing here reads. (onOpen runs in the tick the socket opened: no frame came before.)
-          (ws.raw as unknown as WebSocket).on('message', (data, isBinary) => live.onMessage(isBinary ? undefined : textOf(data)));
+          (ws.raw as unknown as WebSocket).on('message', (data, isBinary) => {
+            // A throw here would be an uncaught exception in the process: it ends this socket only.
+            try {
+              live.onMessage(isBinary ? undefined : textOf(data));
+            } catch (e) {
+              live.crashed(e);
+            }
+          });
         },
         onClose: () => socket?.onClose(),
       };

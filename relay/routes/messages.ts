@@ -207,7 +207,12 @@ export function messageRoutes(s: RelayServices) {
     })
     .post('/inbox/ack', requireDevice(s), valid('json', v.object({ seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) })), async (c) => {
       const { seq } = c.req.valid('json');
-      await s.acks.ack(deviceAuth(c).device, seq);
+      const me = deviceAuth(c);
+      // Acking past the last envelope stored would delete envelopes the device never received.
+      const [row] = await db.select({ last: devices.nextSeq }).from(devices).where(eq(devices.id, me.device));
+      const last = row?.last ?? 0;
+      if (seq > last) throw new ApiError(400, 'invalid_ack', `seq ${seq} is beyond the last envelope stored for this device (${last})`, { last });
+      await s.acks.ack(me.device, seq);
       return c.json({ acked: seq });
     });
 }

@@ -41,11 +41,18 @@ import { ApiError } from '../errors.ts';
 import { type SubmitBody, submitMessage, submitSchema } from './messages.ts';
 import { describe } from '../validate.ts';
 
+/** Frames a client may send after `auth` without waiting for `ready`. */
+const MAX_EARLY_FRAMES = 64;
+
 export const WS_CLOSE = { badFrame: 4400, unauthorized: 4401, revoked: 4403, resync: 4008 } as const;
 
 const frameSchema = (config: RelayServices['config']) =>
   v.variant('type', [
-    v.object({ type: v.literal('auth'), token: v.pipe(v.string(), v.maxLength(200)), after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
+    v.object({
+      type: v.literal('auth'),
+      token: v.pipe(v.string(), v.maxLength(200)),
+      after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER))),
+    }),
     v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)), confirm: v.optional(v.boolean()) }),
     // A submission over the socket: the same body and checks as POST /v1/messages, answered by
     // `submitted` or `submit_error` carrying the client's `ref`.
@@ -60,6 +67,8 @@ export class DeviceSocket implements Subscriber {
   /** Kept for re-checks after lost notifications (see resync); never logged or sent. */
   private token = '';
   private authenticating = false;
+  /** Frames that arrived while the token was being checked, handled once it is. */
+  private readonly early: unknown[] = [];
   private sent = 0;
   private pumping = false;
   private dirty = false;
@@ -87,6 +96,12 @@ export class DeviceSocket implements Subscriber {
 
   onMessage(data: unknown): void {
     if (this.closed) return;
+    if (this.authenticating && !this.auth) {
+      // A client may send its first frames without waiting for `ready`: they wait for the token check.
+      if (this.early.length >= MAX_EARLY_FRAMES) return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'too many frames before ready');
+      this.early.push(data);
+      return;
+    }
     let frame: v.InferOutput<ReturnType<typeof frameSchema>>;
     let json: unknown;
     try {
@@ -96,16 +111,29 @@ export class DeviceSocket implements Subscriber {
     } catch (e) {
       // A submission whose body fails validation is refused like POST /v1/messages' 400, by its
       // ref; the socket (and the other submissions in flight on it) stays.
-      const ref = (json as { type?: unknown; ref?: unknown } | undefined)?.ref;
-      if (this.auth && e instanceof v.ValiError && (json as { type?: unknown }).type === 'submit' && typeof ref === 'string' && ref.length <= 64) {
+      // `json` may be any JSON value here (null, a number, an array...), not only an object.
+      const fields = typeof json === 'object' && json !== null ? (json as { type?: unknown; ref?: unknown }) : {};
+      const ref = fields.ref;
+      if (this.auth && e instanceof v.ValiError && fields.type === 'submit' && typeof ref === 'string' && ref.length <= 64) {
         return this.send({ type: 'submit_error', ref, error: 'invalid_request', message: describe('json', e.issues) });
       }
       return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'bad frame');
     }
     if (frame.type === 'auth') void this.authenticate(frame.token, frame.after ?? 0);
     else if (!this.auth) this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'authenticate first');
-    else if (frame.type === 'ack') void this.ack(frame.seq, frame.confirm === true);
+    else if (frame.type === 'ack') {
+      // Only what this socket delivered can be acknowledged here: acking past it would delete
+      // envelopes the device never received.
+      if (frame.seq > this.sent) return this.fail(WS_CLOSE.badFrame, 'invalid_ack', `ack of seq ${frame.seq}, beyond the last one sent (${this.sent})`);
+      void this.ack(frame.seq, frame.confirm === true);
+    }
     else void this.submit(frame);
+  }
+
+  /** A frame handler threw (a bug): log it and close this socket, not the process. */
+  crashed(e: unknown): void {
+    this.s.log('error', 'socket frame handler failed', errorFields(e));
+    this.fail(1011, 'internal', 'internal error');
   }
 
   onClose(): void {
@@ -129,6 +157,7 @@ export class DeviceSocket implements Subscriber {
       // A revocation between the lookup and the subscription would be missed: look again.
       if (!(await authenticateDevice(this.s.db, token))) return this.revoked();
       this.send({ type: 'ready', after });
+      for (const d of this.early.splice(0)) this.onMessage(d);
       await this.pump();
     } catch (e) {
       this.s.log('error', 'socket auth failed', errorFields(e));

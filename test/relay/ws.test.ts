@@ -83,6 +83,69 @@ describe.each(backends)('websocket on $name', (backend) => {
     expect((await call(fetch, 'GET', '/v1/ws')).status).toBe(426);
   });
 
+  test('any JSON value as a frame, before or after auth, closes that socket only', async () => {
+    const bob = await createUser(fetch, uniqueName('bob'));
+    for (const frame of ['null', '1', '"auth"', '[]', 'true', '{}', '{"type":null}']) {
+      for (const authed of [false, true]) {
+        const s = authed ? await TestSocket.open(server.relay.url, bob.devices[0]!.token) : await TestSocket.connect(server.relay.url);
+        s.ws.send(frame);
+        expect((await s.next()).error, frame).toBe('invalid_request');
+        expect((await s.waitClosed()).code, frame).toBe(4400);
+      }
+    }
+    // An `after` past any seq is a bad frame, not a failed catch-up.
+    const s = await TestSocket.connect(server.relay.url);
+    s.send({ type: 'auth', token: bob.devices[0]!.token, after: 1e300 });
+    expect((await s.waitClosed()).code).toBe(4400);
+    // The relay still serves.
+    expect((await call(fetch, 'GET', '/v1/inbox', { token: bob.devices[0]!.token })).status).toBe(200);
+  });
+
+  test('frames sent right after auth, before ready, are handled once the token is checked', async () => {
+    const alice = await createUser(fetch, uniqueName('alice'));
+    const bob = await createUser(fetch, uniqueName('bob'));
+    const a1 = alice.devices[0]!;
+    const s = await TestSocket.connect(server.relay.url);
+    s.send({ type: 'auth', token: a1.token });
+    s.send({
+      type: 'submit',
+      ref: 'early',
+      clientMessageId: 'early1',
+      to: [bob.name],
+      payload: 'AQID',
+      envelopes: [{ user: bob.name, device: b64(bob.devices[0]!.keys.deviceId), body: 'AQID' }],
+    });
+    expect((await s.next()).type).toBe('ready');
+    expect(await s.next()).toMatchObject({ type: 'submitted', ref: 'early' });
+    s.close();
+  });
+
+  test('an ack past what the socket sent (or the inbox holds) is refused, and deletes nothing', async () => {
+    const alice = await createUser(fetch, uniqueName('alice'));
+    const bob = await createUser(fetch, uniqueName('bob'));
+    const b1 = bob.devices[0]!;
+    for (let i = 0; i < 3; i++) expect((await send(fetch, alice.devices[0]!, [bob.name], utf8(`m${i}`), `m${i}`)).status).toBe(200);
+
+    // Over HTTP: past the last seq stored.
+    const r = await call(fetch, 'POST', '/v1/inbox/ack', { token: b1.token, body: { seq: 9_007_199_254_740_991 } });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: 'invalid_ack', last: 3 });
+
+    // Over the socket: past the last seq this socket sent (it resumed after 1, and sent 2..3 only
+    // once they were read).
+    const sock = await TestSocket.open(server.relay.url, b1.token, 1);
+    sock.send({ type: 'ack', seq: 3 }); // may arrive before 2..3 went out: refused or applied, never more
+    const sock2 = await TestSocket.open(server.relay.url, b1.token, 0);
+    expect((await sock2.envelopes(3)).map((e) => e.seq)).toEqual([1, 2, 3]);
+    sock2.send({ type: 'ack', seq: 4 });
+    expect(await sock2.next()).toMatchObject({ type: 'error', error: 'invalid_ack' });
+    expect((await sock2.waitClosed()).code).toBe(4400);
+    sock.close();
+    // Nothing past seq 3 could have been deleted, and seq 1 was never acknowledged by anyone.
+    const left = (await call(fetch, 'GET', '/v1/inbox', { token: b1.token })).body.envelopes;
+    expect(left[0].seq).toBe(1);
+  });
+
   test('removing a device cuts its socket', async () => {
     const bob = await createUser(fetch, uniqueName('bob'), 2);
     const victim = bob.devices[1]!;
