@@ -2,7 +2,8 @@
  * Structured logs: one JSON object per line. Callers pass only ids, counts, codes and
  * timings, never tokens, keys, ciphertext or passwords.
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
 
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };

@@ -22,7 +22,8 @@ import { createApp } from './app.ts';
 import { DEFAULT_CONFIG, type RelayConfig } from './config.ts';
 import { openDatabase } from './db/client.ts';
 import { sweep } from './inbox/reader.ts';
-import { errorFields, jsonLogger, type Logger, type LogLevel } from './log.ts';
+import { DataDirLockedError } from './db/lock.ts';
+import { errorFields, jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
 import { createServices, type RelayServices, socketAddress } from './services.ts';
 
 export interface StartOptions {
@@ -107,15 +108,19 @@ function forwardedFor(c: Context): string {
 /** Runs the relay as configured by the environment (what `npm start` does). */
 export async function main(): Promise<void> {
   const env = process.env;
-  const log = jsonLogger((env.PETREL_LOG_LEVEL as LogLevel | undefined) ?? 'info');
-  const days = Number(env.PETREL_INBOX_RETENTION_DAYS ?? 30);
+  const level = env.PETREL_LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(level as LogLevel)) throw new Error(`PETREL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const log = jsonLogger(level as LogLevel);
+  const days = env.PETREL_INBOX_RETENTION_DAYS ? positive(env, 'PETREL_INBOX_RETENTION_DAYS') : 30;
+  const port = env.PORT ? Number(env.PORT) : 8787;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('PORT must be a whole number from 0 (any free port) to 65535');
   const webRoot = env.PETREL_WEB_ROOT ?? (existsSync(DEFAULT_WEB_ROOT) ? DEFAULT_WEB_ROOT : undefined);
   const relay = await startRelay({
-    port: Number(env.PORT ?? 8787),
+    port,
     hostname: env.HOST ?? '0.0.0.0',
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : { dataDir: env.PETREL_DATA_DIR ?? './data' }),
     trustProxy: env.PETREL_TRUST_PROXY === '1',
-    ...(env.PETREL_DB_POOL ? { poolSize: Number(env.PETREL_DB_POOL) } : {}),
+    ...(env.PETREL_DB_POOL ? { poolSize: count(env, 'PETREL_DB_POOL') } : {}),
     log,
     ...(webRoot ? { webRoot } : {}),
     config: {
@@ -126,8 +131,8 @@ export async function main(): Promise<void> {
       ...(env.PETREL_WRITER_BATCH ? { writerMaxBatch: count(env, 'PETREL_WRITER_BATCH') } : {}),
       ...(env.PETREL_WRITER_CONCURRENCY ? { writerConcurrency: count(env, 'PETREL_WRITER_CONCURRENCY') } : {}),
       ...(env.PETREL_WRITER_LINGER_MS ? { writerLingerMs: nonNegative(env, 'PETREL_WRITER_LINGER_MS') } : {}),
-      ...(env.PETREL_PUSH_GRACE_MS ? { pushGraceMs: Number(env.PETREL_PUSH_GRACE_MS) } : {}),
-      ...(env.PETREL_RATE_LIMIT_SCALE ? { rateLimits: scaledLimits(Number(env.PETREL_RATE_LIMIT_SCALE)) } : {}),
+      ...(env.PETREL_PUSH_GRACE_MS ? { pushGraceMs: nonNegative(env, 'PETREL_PUSH_GRACE_MS') } : {}),
+      ...(env.PETREL_RATE_LIMIT_SCALE ? { rateLimits: scaledLimits(positive(env, 'PETREL_RATE_LIMIT_SCALE')) } : {}),
       ...(env.PETREL_ATTACHMENT_MAX_MB ? { maxAttachmentBytes: positive(env, 'PETREL_ATTACHMENT_MAX_MB') * 1024 * 1024 } : {}),
       ...(env.PETREL_ATTACHMENT_QUOTA_MB ? { attachmentQuotaBytes: positive(env, 'PETREL_ATTACHMENT_QUOTA_MB') * 1024 * 1024 } : {}),
       ...(env.PETREL_ATTACHMENT_RETENTION_DAYS ? { attachmentRetentionMs: positive(env, 'PETREL_ATTACHMENT_RETENTION_DAYS') * 24 * 3600_000 } : {}),
@@ -150,12 +155,35 @@ export async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/**
+ * A start that failed, as one log line an operator can act on: what went wrong and what to change
+ * (the variable, the port, the data directory), without a stack trace.
+ */
+export function startFailure(e: unknown, env: NodeJS.ProcessEnv = process.env): { error: string; hint?: string } {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  const db = env.DATABASE_URL ? `the PostgreSQL server in DATABASE_URL` : undefined;
+  if (e instanceof DataDirLockedError) return { error: message, hint: 'stop the other relay, or set PETREL_DATA_DIR to another directory' };
+  if (code === 'EADDRINUSE') return { error: message, hint: `port ${env.PORT ?? 8787} is taken (another relay?): stop it or set PORT` };
+  if (code === 'EACCES' && /listen/.test(message)) return { error: message, hint: 'this user may not bind that port: set PORT to 1024 or above' };
+  if (db && (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT' || code === 'CONNECT_TIMEOUT')) {
+    return { error: message, hint: `cannot reach ${db}: check its host and port, and that the server runs` };
+  }
+  if (db && e instanceof TypeError && /Invalid URL/i.test(message)) return { error: 'DATABASE_URL is not a valid URL', hint: 'use postgres://user:password@host:5432/database' };
+  if (db && code === '3D000') return { error: message, hint: 'create that database first (createdb <name>), or point DATABASE_URL at one that exists' };
+  if (db && (code === '28000' || code === '28P01')) return { error: message, hint: 'check the user and password in DATABASE_URL' };
+  return { error: message };
+}
+
+/** main() as a command: a failed start prints startFailure's line and exits 1. */
+export function runMain(): void {
   main().catch((e) => {
-    process.stderr.write(JSON.stringify({ level: 'error', msg: 'relay failed to start', ...errorFields(e) }) + '\n');
+    process.stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'relay failed to start', ...startFailure(e) }) + '\n');
     process.exit(1);
   });
 }
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runMain();
 
 /** A positive number from the environment; a typo stops the start rather than becoming NaN limits. */
 function count(env: NodeJS.ProcessEnv, name: string): number {

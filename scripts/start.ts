@@ -7,5 +7,5 @@ if (!process.env.PETREL_WEB_ROOT && webBuildIsStale()) {
   console.log(JSON.stringify({ t: new Date().toISOString(), level: 'info', msg: 'building the PWA into web/dist' }));
   await buildWeb();
 }
-const { main } = await import('../relay/server.ts');
-await main();
+const { runMain } = await import('../relay/server.ts');
+runMain();
