@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'invalid_device_list' // signature, user id, pinned key or structure wrong
   | 'device_list_rollback' // version lower than (or equal to but different from) the stored one
   | 'device_not_listed' // the device is not active in the account's current list
+  | 'device_taken' // a listed device is already listed by another account (409)
   | 'no_device_list' // the account has not published a device list yet
   | 'invalid_prekey' // a prekey that does not decode or whose signature fails
   | 'too_many_prekeys' // the device would hold more one-time prekeys than allowed

@@ -194,6 +194,17 @@ async function prepared<T>(sql: postgres.Sql, text: string, params: readonly unk
   return rowsOf<T>(await sql.unsafe(text, typed as never[], { prepare: true }));
 }
 
+/**
+ * PostgreSQL's unique_violation (23505), as postgres.js and PGlite raise it or as drizzle wraps it
+ * (the driver's error is then its `cause`).
+ */
+export function isUniqueViolation(e: unknown): boolean {
+  for (let x = e, depth = 0; typeof x === 'object' && x !== null && depth < 3; x = (x as { cause?: unknown }).cause, depth++) {
+    if ((x as { code?: unknown }).code === '23505') return true;
+  }
+  return false;
+}
+
 /** Rows of a raw `db.execute(sql...)` result: postgres.js returns an array, PGlite `{ rows }`. */
 export function rowsOf<T>(result: unknown): T[] {
   if (Array.isArray(result)) return result as T[];

@@ -89,7 +89,13 @@ export const devices = pgTable(
     nextSeq: bigint('next_seq', { mode: 'number' }).notNull().default(0),
     createdAt: ms('created_at').notNull(),
   },
-  (t) => [uniqueIndex('devices_account_device').on(t.accountId, t.deviceId), uniqueIndex('devices_token_hash').on(t.tokenHash)],
+  (t) => [
+    uniqueIndex('devices_account_device').on(t.accountId, t.deviceId),
+    // A device (its id derives from its keys) belongs to one account: another account listing a
+    // copy of its public keys could otherwise answer its first-token claim (routes/devices.ts).
+    uniqueIndex('devices_device_id').on(t.deviceId),
+    uniqueIndex('devices_token_hash').on(t.tokenHash),
+  ],
 );
 
 /** Signed public prekeys (crypto/'s encodePrekey bytes). Kinds 1 and 4 keep one current key each. */

@@ -40,7 +40,7 @@
  * If a batch fails, its submissions are retried one by one so one bad submission cannot fail
  * the others.
  */
-import type { Database } from '../db/client.ts';
+import { type Database, isUniqueViolation } from '../db/client.ts';
 import { errorFields, type Logger } from '../log.ts';
 import { type Hub, type InboxRecord, NOTICE_MAX_PAIRS, NOTIFY_CHANNEL } from '../notify/hub.ts';
 
@@ -134,9 +134,6 @@ UNION ALL SELECT 'n', count(*), 0 FROM notified`;
 const WRITE_BATCH = JOB + CLAIM_ALL + STORE;
 const WRITE_BATCH_RETRIES = JOB + CLAIM_NEW + STORE;
 
-/** PostgreSQL's unique_violation: in WRITE_BATCH, a submission stored already. */
-const UNIQUE_VIOLATION = '23505';
-const isUniqueViolation = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === UNIQUE_VIOLATION;
 
 /** The stored result of submissions that were retries. */
 const STORED_RESULTS = `
@@ -289,7 +286,7 @@ export class InboxWriter {
     ];
     type Row = { kind: string; key: unknown; value: unknown };
     const rows = await this.database.queryOwn<Row>(WRITE_BATCH, params).catch((e: unknown) => {
-      if (!isUniqueViolation(e)) throw e;
+      if (!isUniqueViolation(e)) throw e; // in WRITE_BATCH: a submission stored already
       return this.database.queryOwn<Row>(WRITE_BATCH_RETRIES, params);
     });
     const messageIds = new Map<number, number>(); // job ordinal (1-based) -> message id

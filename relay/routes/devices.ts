@@ -27,7 +27,7 @@ import { CryptoError, decodeDeviceClaim, decodeDeviceList, type DeviceList, devi
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import { Hono } from 'hono';
 import * as v from 'valibot';
-import type { Tx } from '../db/client.ts';
+import { isUniqueViolation, type Tx } from '../db/client.ts';
 import { accounts, deviceLists, devices, inbox, prekeys, pushSubscriptions } from '../db/schema.ts';
 import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
 import { ApiError, notFound } from '../errors.ts';
@@ -60,6 +60,9 @@ async function storeList(tx: Tx, accountId: number, list: DeviceList, bytes: Uin
     const row = existing.find((r) => equalBytes(r.deviceId, d.deviceId));
     const active = d.removedAt === 0;
     if (!row) {
+      // A device belongs to one account (the unique device_id index settles a race between two).
+      const [other] = await tx.select({ id: devices.id }).from(devices).where(eq(devices.deviceId, d.deviceId));
+      if (other) throw new ApiError(409, 'device_taken', 'a device in this list is listed by another account', { device: toB64(d.deviceId) });
       await tx.insert(devices).values({ accountId, deviceId: d.deviceId, signingKey: d.signingKey, dhKey: d.dhKey, active, createdAt: now });
     } else if (row.active && !active) {
       await tx.update(devices).set({ active: false, tokenHash: null }).where(eq(devices.id, row.id));
@@ -104,6 +107,10 @@ export function deviceRoutes(s: RelayServices) {
         if (prev && prev.version === list.version) return { version: list.version, removed: [] as number[] };
         if (!acct.accountKey) await tx.update(accounts).set({ accountKey: list.accountKey }).where(eq(accounts.id, accountId));
         return { version: list.version, removed: await storeList(tx, accountId, list, bytes, s.now()) };
+      }).catch((e: unknown) => {
+        // Another account listed one of these devices between storeList's check and its insert.
+        if (isUniqueViolation(e)) throw new ApiError(409, 'device_taken', 'a device in this list is listed by another account');
+        throw e;
       });
       forgetDevices(s, c.get('auth').username);
       await s.hub.revoke(removed);
@@ -141,7 +148,9 @@ export function deviceRoutes(s: RelayServices) {
         .from(devices)
         .innerJoin(accounts, eq(accounts.id, devices.accountId))
         .where(and(eq(devices.deviceId, claim.deviceId), eq(devices.active, true)));
-      // Device ids derive from the keys, so two rows for one id would be one device listed by two accounts.
+      // Device ids derive from the keys, and one account at most may list a device id (the
+      // devices_device_id index): never pick between two.
+      if (rows.length > 1) throw new ApiError(409, 'device_taken', 'this device is listed by more than one account');
       const row = rows.find((r) => {
         try {
           verifyDeviceClaim(claim, devicePublic(claim.deviceId, r.signingKey, r.dhKey), s.now(), CLAIM_WINDOW_MS);

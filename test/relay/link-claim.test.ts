@@ -31,6 +31,20 @@ describe.each(backends)('device claim on $name', (backend) => {
     expect(await claim(signDeviceClaim(linked, Date.now()))).toMatchObject({ status: 409, body: { error: 'already_claimed' } });
   });
 
+  test('another account cannot list a copy of a device, so the claim answers for the real one', async () => {
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const mallory = await createUser(relay.fetch, uniqueName('mallory'));
+    const linked = generateDevice(systemRng);
+    expect((await publishList(relay.fetch, bob, withDeviceAdded(bob.list!, linked, 'laptop', Date.now()), bob.devices[0]!.token)).status).toBe(200);
+    // Mallory copies the new device's public keys from Bob's public list into hers.
+    const copy = await publishList(relay.fetch, mallory, withDeviceAdded(mallory.list!, linked, 'laptop', Date.now()), mallory.devices[0]!.token);
+    expect(copy).toMatchObject({ status: 409, body: { error: 'device_taken' } });
+    // Her list is unchanged, and the device's claim yields Bob's account.
+    expect((await call(relay.fetch, 'GET', `/v1/users/${mallory.name}/devices`)).body.version).toBe(mallory.list!.version);
+    const r = await claim(signDeviceClaim(linked, Date.now()));
+    expect(r).toMatchObject({ status: 200, body: { username: bob.name } });
+  });
+
   test('a claim signed by another key, a stale one and garbage are refused', async () => {
     const alice = await createUser(relay.fetch, uniqueName('alice'));
     const linked = generateDevice(systemRng);

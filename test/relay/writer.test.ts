@@ -26,7 +26,7 @@ describe.each(backends)('inbox writer on $name', (backend) => {
       await relay.services.db.execute(sql`
         WITH a AS (INSERT INTO accounts (username, opaque_record, created_at) VALUES (${uniqueName('w')}, 'x', 0) RETURNING id)
         INSERT INTO devices (account_id, device_id, signing_key, dh_key, active, created_at)
-        SELECT a.id, int4send(g), '\\x00', '\\x00', true, 0 FROM a, generate_series(1, ${n}::int) g
+        SELECT a.id, decode(md5(a.id || ':' || g), 'hex'), '\\x00', '\\x00', true, 0 FROM a, generate_series(1, ${n}::int) g
         RETURNING id`),
     );
     return rows.map((r) => Number(r.id)).sort((a, b) => a - b);

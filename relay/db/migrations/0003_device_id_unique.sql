@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "devices_device_id" ON "devices" USING btree ("device_id");
