@@ -12,21 +12,26 @@
  * per message. The push carries no message content, only `{"v":1,"type":"sync"}`: the service
  * worker syncs and decrypts from the relay. 404/410 from the push service means the
  * subscription is gone: it is deleted. Requests are built by `web-push` (VAPID JWT, aes128gcm
- * payload encryption, TTL, urgency) and sent with fetch under a timeout, a few at a time;
- * fetch rather than webpush.sendNotification, which speaks only https (tests use a loopback
- * http push service).
+ * payload encryption, TTL, urgency) and sent under a timeout, a few at a time, by node:https
+ * (node:http for a local push service the operator allowed, as in tests) with a DNS lookup that
+ * refuses non-public addresses (endpoint.ts) — not webpush.sendNotification, which has neither.
  *
  * Only the process that committed a batch schedules its checks (the hub calls `committed` for
  * local commits, not for other processes' NOTIFY), so N processes do not schedule N checks per
  * message; the claim UPDATE settles races that remain (two processes committing for one device).
  */
 import { sql } from 'drizzle-orm';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import webpush from 'web-push';
 import { type Db, rowsOf } from '../db/client.ts';
 import { errorFields, type Logger } from '../log.ts';
+import { endpointProblem, publicLookup } from './endpoint.ts';
 import type { VapidKeys } from './vapid.ts';
 
 export interface PushConfig {
+  /** Also http:, any port, any address (a local push service); see endpoint.ts. */
+  readonly pushAllowInsecureEndpoints: boolean;
   readonly pushGraceMs: number;
   readonly pushCoalesceMs: number;
   readonly pushTtlSeconds: number;
@@ -128,16 +133,10 @@ export class PushSender {
         urgency: 'high',
         contentEncoding: 'aes128gcm',
       });
-      const res = await fetch(req.endpoint, {
-        method: req.method,
-        headers: req.headers as Record<string, string>,
-        body: req.body as unknown as Uint8Array<ArrayBuffer>,
-        redirect: 'manual', // a push service does not redirect; following one would be the SSRF https prevents
-        signal: AbortSignal.timeout(this.config.pushTimeoutMs),
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
-      if (res.ok) result = 'sent';
+      // A redirect is not followed (a push service does not redirect; following one would undo
+      // the endpoint checks): it counts as a failure.
+      status = await post(req.endpoint, req.method, req.headers as Record<string, string | number>, req.body, this.config.pushTimeoutMs, this.config.pushAllowInsecureEndpoints);
+      if (status >= 200 && status < 300) result = 'sent';
       else if (status === 404 || status === 410) {
         // RFC 8030 §7.3: the subscription expired or was unsubscribed; it will never work again.
         result = 'gone';
@@ -183,6 +182,23 @@ export class PushSender {
     this.timers.clear();
     await Promise.allSettled([...this.running]);
   }
+}
+
+/** POSTs a push; resolves with the response status (the body is discarded). */
+function post(endpoint: string, method: string, headers: Record<string, string | number>, body: Buffer | null, timeoutMs: number, allowLocal: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(endpoint);
+    const problem = endpointProblem(url, allowLocal);
+    if (problem) return reject(new Error(problem));
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(url, { method, headers, signal: AbortSignal.timeout(timeoutMs), ...(allowLocal ? {} : { lookup: publicLookup as never }) }, (res) => {
+      res.resume(); // drain: nothing in a push service's answer is needed beyond its status
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body ?? undefined);
+  });
 }
 
 function safeOrigin(u: string): string {

@@ -3,9 +3,10 @@
  * checked before it is stored. The route's valibot schema checks the shape; the checks here are
  * about meaning and answer `400 invalid_subscription`:
  *
- * - endpoint: an absolute `https:` URL without credentials. The relay POSTs to it later, so
- *   anything else would let a client aim the relay at internal services (`http:` only when the
- *   operator allows it for a local push service, PETREL_PUSH_ALLOW_HTTP=1).
+ * - endpoint: an absolute `https:` URL on the default port, without credentials, whose host is
+ *   not a loopback, private or reserved address (endpoint.ts: the relay POSTs to it later, and it
+ *   must not be aimed at internal services; the operator may allow a local push service,
+ *   PETREL_PUSH_ALLOW_HTTP=1).
  * - keys.p256dh: the browser's ECDH key (RFC 8291 §3.1), a 65-byte uncompressed P-256 point that
  *   is on the curve; a bad one would only fail later, at every push.
  * - keys.auth: the 16-byte authentication secret (RFC 8291 §3.2).
@@ -13,6 +14,7 @@
 import { ECDH } from 'node:crypto';
 import { fromB64, toB64 } from '../encoding.ts';
 import { ApiError } from '../errors.ts';
+import { endpointProblem } from './endpoint.ts';
 
 export const P256DH_BYTES = 65;
 export const AUTH_SECRET_BYTES = 16;
@@ -40,8 +42,8 @@ export function checkSubscription(s: SubscriptionJson, allowHttp: boolean): Chec
   } catch {
     throw invalid('endpoint must be an absolute URL');
   }
-  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) throw invalid('endpoint must be https');
-  if (url.username || url.password) throw invalid('endpoint must not carry credentials');
+  const problem = endpointProblem(url, allowHttp);
+  if (problem) throw invalid(problem);
 
   const p256dh = keyBytes(s.keys.p256dh, P256DH_BYTES, 'keys.p256dh');
   try {

@@ -129,6 +129,21 @@ describe.each(backends)('web push on $name', (backend) => {
       expect([r.status, r.body.error]).toEqual([400, 'invalid_subscription']);
       expect(r.body.message).toMatch(/https/);
       expect((await put({ ...good, endpoint: 'https://push.example/sub/1' }, t, strict.fetch)).status).toBe(204);
+      // Nor anything that aims the relay at internal services.
+      for (const endpoint of [
+        'https://127.0.0.1/x',
+        'https://169.254.169.254/latest/meta-data',
+        'https://10.1.2.3/x',
+        'https://[::1]/x',
+        'https://[::ffff:127.0.0.1]/x',
+        'https://[fd00::1]/x',
+        'https://localhost/x',
+        'https://push.localhost/x',
+        'https://push.example:5432/x',
+      ]) {
+        const r = await put({ ...good, endpoint }, t, strict.fetch);
+        expect([r.status, r.body.error], endpoint).toEqual([400, 'invalid_subscription']);
+      }
     } finally {
       await strict.services.close();
     }
