@@ -143,6 +143,9 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
 
   app.notFound((c) => c.json({ error: 'not_found', message: 'no such endpoint' }, 404));
   app.onError((err, c) => {
+    // A body refused for its size is left unread, so the connection cannot carry another request:
+    // say so, rather than keep-alive and then drop it under the next one.
+    if ((err instanceof ApiError || err instanceof HTTPException) && err.status === 413) c.header('connection', 'close');
     if (err instanceof ApiError) return c.json(err.body(), err.status);
     if (err instanceof HTTPException && err.status < 500) {
       const code = err.status === 400 ? 'invalid_json' : err.status === 413 ? 'payload_too_large' : 'invalid_request';

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'invalid_request' // the body, query or path does not match the schema
   | 'invalid_json' // the body is not JSON
   | 'payload_too_large' // the body is over the route's limit
+  | 'unsupported_media_type' // a JSON route's body sent without Content-Type: application/json (415)
   | 'invalid_username' // not 3..32 of [a-z0-9_.-] after NFKC + case folding
   | 'username_taken'
   | 'unknown_user'

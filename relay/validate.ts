@@ -9,17 +9,32 @@ import { bodyLimit } from 'hono/body-limit';
 import { ApiError } from './errors.ts';
 
 export function valid<T extends keyof ValidationTargets, S extends StandardSchemaV1>(target: T, schema: S) {
-  return sValidator(target, schema, (result) => {
+  const validator = sValidator(target, schema, (result) => {
     if (!result.success) throw new ApiError(400, 'invalid_request', describe(target, result.error));
   });
+  if (target !== 'json') return validator;
+  // Hono reads a body of another type as no body at all, which would fail as "field x: expected
+  // string but received undefined" — true, but not the mistake the caller made.
+  return (async (c, next) => {
+    if (!JSON_TYPE.test(c.req.header('content-type') ?? '')) {
+      throw new ApiError(415, 'unsupported_media_type', 'the body must be JSON, sent with Content-Type: application/json');
+    }
+    return validator(c, next);
+  }) as typeof validator;
 }
 
-/** `<target> field <path>: <message>` for the first issue (also for WebSocket submit frames). */
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * `<target> field <path>: <message>` for the first issue (also for WebSocket submit frames).
+ * valibot's own messages end in "but received <the value>": cut, a value may be a secret.
+ */
 export function describe(target: string, issues: readonly StandardSchemaV1.Issue[]): string {
   const first = issues[0];
   if (!first) return `invalid ${target}`;
   const path = (first.path ?? []).map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.');
-  return `${target}${path ? ' field ' + path : ''}: ${first.message}`.slice(0, 300);
+  const message = first.message.replace(/,? but received [\s\S]*$/, '');
+  return `${target}${path ? ' field ' + path : ''}: ${message}`.slice(0, 300);
 }
 
 /** Rejects bodies over `max` bytes with 413 payload_too_large (before reading them whole). */

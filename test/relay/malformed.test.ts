@@ -167,5 +167,38 @@ describe.each(backends)('malformed input on $name', (backend) => {
     }
     const wrongMethod = await relay.fetch('/v1/inbox/ack', { method: 'DELETE' });
     expectCleanError({ status: wrongMethod.status, body: await wrongMethod.json() }, 'DELETE');
+
+    // A JSON body without its content type is named as that mistake, not as missing fields.
+    for (const type of ['text/plain', undefined, 'application/x-www-form-urlencoded']) {
+      const res = await relay.fetch('/v1/accounts/register/start', { method: 'POST', headers: type ? { 'content-type': type } : {}, body: '{"username":"abc"}' });
+      expect([res.status, (await res.json()).error], String(type)).toEqual([415, 'unsupported_media_type']);
+    }
+    const charset = await relay.fetch('/v1/inbox/ack', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-8', authorization: `Bearer ${device.token}` },
+      body: '{"seq":0}',
+    });
+    expect(charset.status).toBe(200);
+  });
+
+  test('errors name the field, never echo the value', async () => {
+    const secret = 'my-secret-password-here';
+    for (const [path, body] of [
+      ['/v1/accounts/login/finish', { loginId: secret, finishLoginRequest: 'AAAA' }],
+      ['/v1/accounts/register/start', { username: 5, registrationRequest: secret }],
+      ['/v1/accounts/login/start', { username: secret + '!', startLoginRequest: 42 }],
+    ] as const) {
+      const r = await call(relay.fetch, 'POST', path, { body });
+      expect(r.status, path).toBe(400);
+      expect(r.body.message, path).not.toContain(secret);
+      expect(r.body.message, path).not.toMatch(/received/);
+    }
+  });
+
+  test('a body refused for its size closes the connection, and says so', async () => {
+    const res = await relay.fetch('/v1/accounts/register/start', { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(70_000) });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('connection')).toBe('close');
+    expect((await res.json()).error).toBe('payload_too_large');
   });
 });
