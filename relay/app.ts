@@ -63,6 +63,7 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
       crossOriginResourcePolicy: 'same-origin',
       crossOriginOpenerPolicy: 'same-origin',
       referrerPolicy: 'no-referrer',
+      xFrameOptions: 'DENY', // as the CSP's frame-ancestors 'none', for browsers that only know this one
     }),
   );
   app.use('/v1/*', async (c, next) => {

@@ -11,6 +11,7 @@
  *   PUT  /v1/account/backup            { backup }                        -> 204        (account session or device)
  *   GET  /v1/account/backup                                              -> { backup } (account session or device)
  */
+import { randomBytes } from 'node:crypto';
 import * as opaque from '@serenity-kit/opaque';
 import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
@@ -39,6 +40,19 @@ function opaqueStep<T>(f: () => T): T {
   } catch {
     throw new ApiError(400, 'invalid_opaque_message', 'OPAQUE message does not decode');
   }
+}
+
+/**
+ * A login start of our own, made once: feeding a registration record to the server's login step
+ * with it is how a record is checked before it is stored (it must deserialize, its client key be
+ * a valid point). A record that does not would make the name taken by an account nobody can log
+ * into, and answer its logins differently from an unknown user's.
+ */
+let probeLogin: string | undefined;
+function checkRecord(s: RelayServices, name: string, record: string): void {
+  probeLogin ??= opaque.client.startLogin({ password: randomBytes(16).toString('base64url') }).startLoginRequest;
+  const login = probeLogin;
+  opaqueStep(() => opaque.server.startLogin({ serverSetup: s.opaqueSetup, registrationRecord: record, startLoginRequest: login, userIdentifier: name }));
 }
 
 export function accountRoutes(s: RelayServices) {
@@ -73,6 +87,7 @@ export function accountRoutes(s: RelayServices) {
       s.limits.registerPerIp.check(s.clientIp(c), 'registration attempts');
       const body = c.req.valid('json');
       const name = requireUsername(body.username);
+      checkRecord(s, name, body.registrationRecord);
       const [row] = await db
         .insert(accounts)
         .values({ username: name, opaqueRecord: body.registrationRecord, createdAt: s.now() })

@@ -91,6 +91,13 @@ export async function submitMessage(s: RelayServices, me: DeviceAuth, body: Subm
     if (r.id === null || r.key === null || r.id === me.device) continue;
     expected.get(r.username)!.set(r.key, r.id);
   }
+  // A recipient without an active device would get nothing, and the sender a 200 for it.
+  const unreachable = [...users].filter((u) => u !== me.username && expected.get(u)!.size === 0);
+  if (unreachable.length) {
+    const done = await storedResult();
+    if (done) return done;
+    throw new ApiError(404, 'no_device_list', 'these users have no active device to receive messages', { users: unreachable });
+  }
   const missing: { user: string; devices: string[] }[] = [];
   const extra: { user: string; devices: string[] }[] = [];
   for (const u of new Set([...users, ...given.keys()])) {

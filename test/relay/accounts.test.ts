@@ -43,6 +43,15 @@ describe.each(backends)('accounts on $name', (backend) => {
     expect([0, 401]).toContain(r.status);
   });
 
+  test('a registration record that is not one is refused, and the name stays free', async () => {
+    const name = uniqueName('rec');
+    for (const registrationRecord of ['AAAA', 'A'.repeat(256), Buffer.alloc(192, 1).toString('base64url')]) {
+      const r = await call(relay.fetch, 'POST', '/v1/accounts/register/finish', { body: { username: name, registrationRecord } });
+      expect([r.status, r.body.error]).toEqual([400, 'invalid_opaque_message']);
+    }
+    expect((await register(relay.fetch, name, 'correct horse battery')).status).toBe(201);
+  });
+
   test('usernames are normalised, validated and unique', async () => {
     const base = uniqueName('bob');
     expect((await register(relay.fetch, base.toUpperCase(), 'pw')).status).toBe(201);

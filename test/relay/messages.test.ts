@@ -4,7 +4,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rowsOf } from '../../relay/db/client.ts';
 import { sweep } from '../../relay/inbox/reader.ts';
-import { addDevice, b64, call, createUser, open, removeDevice, send, type TestDevice, type WireEnvelope } from './client.ts';
+import { addDevice, b64, call, createUser, open, register, removeDevice, send, type TestDevice, type WireEnvelope } from './client.ts';
 import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -93,6 +93,32 @@ describe.each(backends)('messages on $name', (backend) => {
     r = await raw(a1, 'x1', [bob.name], [b1, a2]);
     expect(r.status).toBe(200);
     expect((await raw(a1, 'x3', [uniqueName('nobody')], [b1])).body.error).toBe('unknown_user');
+  });
+
+  test('a recipient with no active device is a 404, not a message delivered to nobody', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const nolist = uniqueName('nolist');
+    expect((await register(relay.fetch, nolist, 'correct horse battery')).status).toBe(201);
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const b1 = bob.devices[0]!;
+    const two = {
+      clientMessageId: 'to-two',
+      to: [nolist, bob.name],
+      payload: 'AQID',
+      envelopes: [{ user: bob.name, device: b64(b1.keys.deviceId), body: 'AQID' }],
+    };
+    const r2 = await call(relay.fetch, 'POST', '/v1/messages', { token: alice.devices[0]!.token, body: two });
+    expect(r2).toMatchObject({ status: 404, body: { error: 'no_device_list', users: [nolist] } });
+    // And once every device of a user is removed (carol still has one, to send from).
+    expect((await removeDevice(relay.fetch, bob, b1)).status).toBe(200);
+    const carol = await createUser(relay.fetch, uniqueName('carol'), 2);
+    const [c1, c2] = carol.devices;
+    expect((await removeDevice(relay.fetch, carol, c2!)).status).toBe(200);
+    const r4 = await call(relay.fetch, 'POST', '/v1/messages', {
+      token: c1!.token,
+      body: { clientMessageId: 'c-to-bob', to: [bob.name], payload: 'AQID', envelopes: [{ user: carol.name, device: b64(c2!.keys.deviceId), body: 'AQID' }] },
+    });
+    expect(r4).toMatchObject({ status: 404, body: { error: 'no_device_list', users: [bob.name] } });
   });
 
   test('idempotent: a retry returns the same result and stores nothing new', async () => {
