@@ -27,7 +27,7 @@ export type ErrorCode =
   | 'too_many_prekeys' // the device would hold more one-time prekeys than allowed
   | 'device_mismatch' // the envelope set differs from the recipients' active devices (409)
   | 'invalid_envelope' // two envelopes for one device
-  | 'invalid_ack' // an ack past the last envelope stored (HTTP) or sent on this socket (WebSocket)
+  | 'invalid_ack' // POST /v1/inbox/ack past the last envelope stored for the device
   | 'no_backup'
   | 'invalid_subscription' // a push subscription with a non-https endpoint or malformed keys
   | 'attachment_too_large' // over maxAttachmentBytes (413)
