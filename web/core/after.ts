@@ -32,6 +32,9 @@ export async function applyAfter(engine: Engine, after: readonly After[], failur
           queued = true;
           break;
         }
+        case 'drain':
+          queued = true;
+          break;
         case 'typing':
           ctx.emit({ type: 'typing', conversation: a.conversation, user: a.user, typing: a.on });
           break;

@@ -6,11 +6,20 @@
  *
  * Authorisation is by the relay-independent facts we hold: the sender's user and device come
  * from the session that decrypted the message; a group message is accepted only from a current
- * member; an edit or a delete only from the message's own sender.
+ * member, a group change as group-state.ts's `admit` says (never from a removed member); an
+ * edit or a delete only from the message's own sender.
+ *
+ * A group change is merged into the state we hold (group-state.ts). When we know something its
+ * sender did not (a change made at the same time as theirs), we pass our state on, queued in
+ * this same transaction: to the members when the merge taught us something too (a member the
+ * sender did not know of, or one who only heard our side, would otherwise never learn the other
+ * change), else to the sender alone.
  */
 import { fromB64 as decodeB64 } from './b64.ts';
 import type { Ctx } from './context.ts';
-import type { Content, GroupState } from './protocol/content.ts';
+import * as groupState from './group-state.ts';
+import { type Body, type Content, encodeContent, newId } from './protocol/content.ts';
+import type { GroupState } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, WriteTx } from './store/schema.ts';
 import { newConversation, newMessageRow, preview } from './views.ts';
 
@@ -20,7 +29,9 @@ export type After =
   | { readonly kind: 'history-export'; readonly forDevice: string }
   | { readonly kind: 'account-key'; readonly secret: string }
   | { readonly kind: 'emit-device'; readonly deviceId: string; readonly name: string }
-  | { readonly kind: 'typing'; readonly conversation: string; readonly user: string; readonly on: boolean };
+  | { readonly kind: 'typing'; readonly conversation: string; readonly user: string; readonly on: boolean }
+  /** Something was queued in the outbox inside the transaction: send it. */
+  | { readonly kind: 'drain' };
 
 export interface Incoming {
   readonly content: Content;
@@ -106,7 +117,7 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
       if (convId && m.sender !== me) out.after.push({ kind: 'typing', conversation: convId, user: m.sender, on: b.on });
       return;
     case 'group':
-      return applyGroup(tx, me, m, b.action, b.group, b.subject, out);
+      return applyGroup(ctx, tx, m, b, out);
     case 'link':
       if (m.sender !== me) return;
       if (b.for === ctx.requireMe().deviceB64) out.after.push({ kind: 'account-key', secret: b.accountSecret });
@@ -166,29 +177,60 @@ async function applyReceipt(tx: WriteTx, me: string, m: Incoming, kind: 'deliver
   }
 }
 
-async function applyGroup(tx: WriteTx, me: string, m: Incoming, action: string, g: GroupState, subject: string | undefined, out: ApplyResult): Promise<void> {
-  const id = `group:${g.id}`;
+async function applyGroup(ctx: Ctx, tx: WriteTx, m: Incoming, b: Extract<Body, { type: 'group' }>, out: ApplyResult): Promise<void> {
+  const me = ctx.requireMe().username;
+  const id = `group:${b.group.id}`;
   const existing = await tx.get('conversations', id);
-  if (existing && g.version <= existing.groupVersion) return; // old or replayed state
-  if (existing ? !existing.members.includes(m.sender) && m.sender !== me : !g.members.includes(m.sender)) return;
-  const stillIn = g.members.includes(me);
-  const others = g.members.filter((u) => u !== me);
-  const base = existing ?? newConversation(id, 'group', g.name, others, m.receivedAt);
-  await tx.put('conversations', { ...base, title: g.name, members: others, groupVersion: g.version, left: !stillIn, lastActivity: Math.max(base.lastActivity, m.content.at) });
+  if (existing && existing.kind !== 'group') return;
+  const before = existing ? groupState.stateOf(existing, me) : null;
+  const theirs = groupState.fromMessage(before, b.action, b.group, b.subject, m.sender);
+  if (!theirs) return;
+  const taken = groupState.admit(before, theirs, m.sender, me);
+  if (!taken) {
+    // Refused: a change its sender made not knowing they were out. A member who took it
+    // before hearing of the removal must learn of the removal to pass the change on to us.
+    if (before?.members.includes(me) && !groupState.same(groupState.merge(before, theirs), before)) await passOn(ctx, tx, before, before, out);
+    return;
+  }
+  const after = before ? groupState.merge(before, taken) : taken;
+  if (!before && !after.members.includes(me)) return; // not a group we are in
+  if (before && groupState.same(before, after)) {
+    // Nothing new to us, but the sender is behind: they may have refused the change they lack
+    // from someone they did not know yet, so tell them (only them: the others had it from us).
+    if (m.sender !== me && !groupState.same(before, theirs) && !groupState.removed(before.roster?.find((e) => e.user === m.sender))) await passOn(ctx, tx, null, before, out, [m.sender]);
+    return;
+  }
+  const base = existing ?? newConversation(id, 'group', after.name, [], m.receivedAt);
+  await tx.put('conversations', { ...groupState.withState(base, after, me), lastActivity: Math.max(base.lastActivity, m.content.at) });
   const who = m.sender === me ? 'You' : m.sender;
-  const text =
-    action === 'create' ? `${who} created the group “${g.name}”`
-    : action === 'add' ? `${who} added ${subject ?? 'a member'}`
-    : action === 'remove' ? (subject === me ? `${who} removed you` : `${who} removed ${subject ?? 'a member'}`)
-    : action === 'leave' ? `${m.sender === me ? 'You' : m.sender} left`
-    : `${who} renamed the group to “${g.name}”`;
-  await systemLine(tx, me, id, m, text, out);
+  const lines = before ? groupState.describe(before, after, me) : [b.action === 'create' ? `${who} created the group “${after.name}”` : `${who} added you`];
+  for (const [i, text] of lines.entries()) await systemLine(tx, me, id, m, i ? `${m.content.id}.${i}` : m.content.id, text, out);
+  // We knew something the sender did not: pass the merged state on — also after we left (we may
+  // be the only one who knew of some change), but not once removed (nobody would take it).
+  if (!groupState.same(after, theirs) && !groupState.removed(after.roster?.find((e) => e.user === me))) await passOn(ctx, tx, before, after, out);
 }
 
-async function systemLine(tx: WriteTx, me: string, conversation: string, m: Incoming, text: string, out: ApplyResult): Promise<void> {
+/**
+ * Queues our state for every member (and whoever was one before the merge), or for `only`: what
+ * we knew and the sender did not, they may not know either. This ends: a device passes a state
+ * to everyone only when a merge taught it something, and there is only so much to learn; the
+ * sender alone only when it is behind, and our state then teaches it all it lacked.
+ */
+async function passOn(ctx: Ctx, tx: WriteTx, before: GroupState | null, after: GroupState, out: ApplyResult, only?: readonly string[]): Promise<void> {
+  const me = ctx.requireMe().username;
+  const to = only ?? [...new Set([...after.members, ...(before?.members ?? [])])].filter((u) => u !== me);
+  const id = newId(ctx.rng);
+  const at = ctx.now();
+  const content = encodeContent({ v: 1, id, at, conv: { t: 'group', id: after.id, ver: after.version }, body: { type: 'group', action: 'merge', group: after } });
+  await tx.put('outbox', { id, createdAt: at, to: to.length ? to : [me], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
+  await tx.put('seen', { key: `${me}/${id}`, at });
+  if (!out.after.some((a) => a.kind === 'drain')) out.after.push({ kind: 'drain' });
+}
+
+async function systemLine(tx: WriteTx, me: string, conversation: string, m: Incoming, id: string, text: string, out: ApplyResult): Promise<void> {
   if (!(await tx.get('conversations', conversation))) return;
   const row = newMessageRow({
-    id: m.content.id,
+    id,
     conversation,
     sender: m.sender,
     senderDevice: m.senderDevice,

@@ -20,6 +20,12 @@ import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
 import { messageView, newConversation, newMessageRow, preview } from './views.ts';
 
+/** A change to the conversation row `id` as it is when the change commits. */
+export interface ConversationUpdate {
+  readonly id: string;
+  readonly update: (current: ConversationRow) => ConversationRow;
+}
+
 export interface EngineOptions {
   readonly store: Store;
   /** The relay's origin, e.g. http://localhost:8787; '' in the page means same origin. */
@@ -39,6 +45,8 @@ export interface EngineOptions {
 }
 
 const PAGE = 500;
+/** Messages a catch-up before a send stored, kept for the next sync() to return; the newest this many. */
+const MAX_UNREPORTED = 1_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Engine {
@@ -176,11 +184,27 @@ export class Engine {
     return r.cursor;
   }
 
-  /** One catch-up pass: every envelope after our cursor. With waitMs, waits that long for more. */
+  /**
+   * One catch-up pass: every envelope after our cursor. With waitMs, waits that long for more.
+   * Returns what arrived, including what a catch-up before a group send or change stored since
+   * the last sync (so the CLI's `sync` still prints it).
+   */
   async sync(opts: { waitMs?: number } = {}): Promise<MessageView[]> {
     this.ctx.requireMe();
-    const out: MessageView[] = [];
-    const end = this.ctx.now() + (opts.waitMs ?? 0);
+    const fresh: MessageView[] = [];
+    await this.pull(fresh, opts.waitMs ?? 0);
+    const out = [...(await this.takeUnreported()), ...fresh];
+    await this.drainOutbox();
+    // Others consume our one-time prekeys by fetching bundles: top the relay up before it runs out.
+    if (this.ctx.now() - this.lastRefillCheck > 60_000) {
+      this.lastRefillCheck = this.ctx.now();
+      await account.refillPrekeys(this.ctx).catch(() => {});
+    }
+    return out;
+  }
+
+  private async pull(out: MessageView[], waitMs: number): Promise<void> {
+    const end = this.ctx.now() + waitMs;
     for (;;) {
       const page = await this.ctx.api.inbox(await cursorOf(this.ctx), PAGE);
       if (page.envelopes.length) {
@@ -191,13 +215,42 @@ export class Engine {
       if (this.ctx.now() >= end) break;
       await sleep(Math.min(500, end - this.ctx.now()));
     }
-    await this.drainOutbox();
-    // Others consume our one-time prekeys by fetching bundles: top the relay up before it runs out.
-    if (this.ctx.now() - this.lastRefillCheck > 60_000) {
-      this.lastRefillCheck = this.ctx.now();
-      await account.refillPrekeys(this.ctx).catch(() => {});
+  }
+
+  /**
+   * Before a group send or change: read the inbox, so the message goes to the group as it now
+   * stands (a send from a stale view misses members added meanwhile). One request when nothing
+   * waits; skipped while the live socket delivers. Offline is no error: the outbox sends later,
+   * and a change made on a stale view is merged by every member (group-state.ts).
+   */
+  async catchUp(): Promise<void> {
+    if (this.live?.connected) return;
+    const got: MessageView[] = [];
+    try {
+      await this.pull(got, 0);
+    } catch {
+      return;
     }
-    return out;
+    if (!got.length) return;
+    await this.ctx.store.write(['meta'], async (tx) => {
+      const had = ((await tx.get('meta', 'unreported'))?.value as string[] | undefined) ?? [];
+      await tx.put('meta', { key: 'unreported', value: [...had, ...got.map((m) => m.key)].slice(-MAX_UNREPORTED) });
+    });
+  }
+
+  private async takeUnreported(): Promise<MessageView[]> {
+    const rows = await this.ctx.store.write(['meta', 'messages'], async (tx) => {
+      const keys = ((await tx.get('meta', 'unreported'))?.value as string[] | undefined) ?? [];
+      if (!keys.length) return [];
+      await tx.delete('meta', 'unreported');
+      const found: MessageRow[] = [];
+      for (const k of keys) {
+        const m = await tx.get('messages', k);
+        if (m) found.push(m);
+      }
+      return found;
+    });
+    return rows.map(messageView);
   }
 
   /** Catch up, then stay live over the WebSocket (polling while it is down). */
@@ -316,8 +369,18 @@ export class Engine {
     return this.draining;
   }
 
-  /** Queues content for `to` (usernames; our other devices always get it too). Returns its id. */
-  async enqueue(to: readonly string[], conv: ConvRef | null, body: Body, message?: (id: string, at: number) => MessageRow | null, conversation?: ConversationRow): Promise<string> {
+  /**
+   * Queues content for `to` (usernames; our other devices always get it too). Returns its id.
+   * `conversation` is the row to store with it, or an update of the row as it is inside the
+   * transaction (so a change committed meanwhile, such as a merged group state, is not lost).
+   */
+  async enqueue(
+    to: readonly string[],
+    conv: ConvRef | null,
+    body: Body,
+    message?: (id: string, at: number) => MessageRow | null,
+    conversation?: ConversationRow | ConversationUpdate,
+  ): Promise<string> {
     const me = this.ctx.requireMe();
     const id = newId(this.ctx.rng);
     const at = (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
@@ -327,7 +390,10 @@ export class Engine {
       await tx.put('outbox', { id, createdAt: at, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
       await tx.put('seen', { key: `${me.username}/${id}`, at });
       if (row) await tx.put('messages', row);
-      if (conversation) await tx.put('conversations', conversation);
+      if (conversation && 'update' in conversation) {
+        const cur = await tx.get('conversations', conversation.id);
+        if (cur) await tx.put('conversations', conversation.update(cur));
+      } else if (conversation) await tx.put('conversations', conversation);
     });
     if (row) this.ctx.emit({ type: 'messages', conversation: row.conversation, messages: [messageView(row)] });
     if (conversation) this.ctx.emit({ type: 'conversations' });
@@ -348,6 +414,12 @@ export class Engine {
     if (conv.left) throw new EngineError('left_group', 'You are no longer a member of this group.');
     if (conv.kind === 'group') return { conv, to: [...conv.members], ref: { t: 'group', id: conv.id.slice(6), ver: conv.groupVersion } };
     return { conv, to: [conv.title], ref: { t: 'dm', to: conv.title } };
+  }
+
+  /** route(), after catching up for a group, so a group message reaches the members as they now are. */
+  private async routeFresh(conversationId: string): ReturnType<Engine['route']> {
+    if (conversationId.startsWith('group:')) await this.catchUp();
+    return this.route(conversationId);
   }
 
   async openDirect(username: string): Promise<string> {
@@ -371,14 +443,12 @@ export class Engine {
 
   async send(conversationId: string, text: string, opts: { replyTo?: string } = {}): Promise<{ id: string; status: MessageRow['status'] }> {
     const me = this.ctx.requireMe();
-    const { conv, to, ref } = await this.route(conversationId);
+    const { to, ref } = await this.routeFresh(conversationId);
     if (!text.trim()) throw new EngineError('empty_message', 'Type a message first.');
     const body: Body = { type: 'text', text, ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) };
     const id = await this.enqueue(to, ref, body, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, opts.replyTo ?? null, null), {
-      ...conv,
-      lastActivity: this.ctx.now(),
-      lastPreview: preview({ text, attachment: null, deleted: false }),
-      unread: 0,
+      id: conversationId,
+      update: (cur) => ({ ...cur, lastActivity: this.ctx.now(), lastPreview: preview({ text, attachment: null, deleted: false }), unread: 0 }),
     });
     await this.drainOutbox();
     const row = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', `${me.username}/${id}`));
@@ -387,14 +457,12 @@ export class Engine {
 
   async sendAttachment(conversationId: string, file: { name: string; mime: string; bytes: Uint8Array }, text = '', onProgress?: Progress): Promise<{ id: string; status: MessageRow['status'] }> {
     const me = this.ctx.requireMe();
-    const { conv, to, ref } = await this.route(conversationId);
+    const { to, ref } = await this.routeFresh(conversationId);
     const attachment = await uploadAttachment(this.ctx, file, onProgress);
     const ref2 = { id: attachment.id, pointer: fromB64(attachment.pointer), name: attachment.name, mime: attachment.mime, size: attachment.size };
     const id = await this.enqueue(to, ref, { type: 'attachment', text, attachment }, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, null, ref2), {
-      ...conv,
-      lastActivity: this.ctx.now(),
-      lastPreview: preview({ text, attachment: ref2, deleted: false }),
-      unread: 0,
+      id: conversationId,
+      update: (cur) => ({ ...cur, lastActivity: this.ctx.now(), lastPreview: preview({ text, attachment: ref2, deleted: false }), unread: 0 }),
     });
     await this.drainOutbox();
     const row = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', `${me.username}/${id}`));
@@ -442,7 +510,10 @@ export class Engine {
     const me = this.ctx.requireMe();
     const { conv, to, ref } = await this.route(conversationId);
     const unreadRows = (await this.messages(conversationId, { limit: Math.max(conv.unread, 1) + 50 })).filter((m) => m.from !== me.username && !m.system);
-    await this.ctx.store.write(['conversations'], (tx) => tx.put('conversations', { ...conv, unread: 0 }));
+    await this.ctx.store.write(['conversations'], async (tx) => {
+      const cur = await tx.get('conversations', conversationId);
+      if (cur) await tx.put('conversations', { ...cur, unread: 0 });
+    });
     this.ctx.emit({ type: 'conversations' });
     if (!conv.unread || !unreadRows.length) return;
     await this.sendControl(to, { type: 'receipt', kind: 'read', targets: unreadRows.map((m) => `${m.from}/${m.id}`) }, ref);

@@ -1,17 +1,19 @@
 /**
- * Groups live entirely in end-to-end messages: the state (id, name, members, version) travels
- * in 'group' control messages to every member, so the relay never learns membership. Each
- * change bumps the version; receivers apply only newer versions, and only from a member
- * (apply.ts). Messages go to the current members only, so a removed member receives nothing
- * new — the removal itself is sent to them too, so their app knows.
+ * Groups live entirely in end-to-end messages: the state (id, name, members and their history,
+ * versions) travels in 'group' control messages to every member, so the relay never learns
+ * membership. Each change carries the author's whole state after the change; receivers merge
+ * it with theirs (group-state.ts), so changes two members make at once are both kept and every
+ * member converges on the same group. Changes are accepted only from a member (apply.ts).
+ * Messages go to the current members only, so a removed member receives nothing new — the
+ * removal itself is sent to them too, so their app knows.
  */
 import type { Engine } from './engine.ts';
 import { lookUp } from './directory.ts';
-import { type GroupState, newId } from './protocol/content.ts';
+import * as state from './group-state.ts';
+import { MAX_MEMBERS, MAX_ROSTER, newId } from './protocol/content.ts';
+import type { ConversationRow } from './store/schema.ts';
 import { EngineError } from './types.ts';
 import { newConversation, newMessageRow } from './views.ts';
-
-const MAX_MEMBERS = 256;
 
 export async function createGroup(engine: Engine, name: string, members: readonly string[]): Promise<string> {
   const ctx = engine.ctx;
@@ -24,10 +26,10 @@ export async function createGroup(engine: Engine, name: string, members: readonl
     if (list.userId !== me) names.add(list.userId);
   }
   if (names.size + 1 > MAX_MEMBERS) throw new EngineError('too_many_members', `A group has at most ${MAX_MEMBERS} members.`);
-  const group: GroupState = { id: newId(ctx.rng), name: title, members: [me, ...names], version: 1 };
+  const group = state.create(newId(ctx.rng), title, [me, ...names], me);
   const id = `group:${group.id}`;
-  const conv = { ...newConversation(id, 'group', title, [...names], ctx.now()), groupVersion: 1 };
-  await engine.enqueue([...names], { t: 'group', id: group.id, ver: 1 }, { type: 'group', action: 'create', group }, (mid, at) => systemRow(me, ctx.requireMe().deviceB64, id, mid, at, `You created the group “${title}”`), conv);
+  const conv = state.withState(newConversation(id, 'group', title, [], ctx.now()), group, me);
+  await engine.enqueue([...names], { t: 'group', id: group.id, ver: group.version }, { type: 'group', action: 'create', group }, (mid, at) => systemRow(me, ctx.requireMe().deviceB64, id, mid, at, `You created the group “${title}”`), conv);
   await engine.drainOutbox();
   return id;
 }
@@ -35,37 +37,47 @@ export async function createGroup(engine: Engine, name: string, members: readonl
 export async function changeGroup(engine: Engine, groupId: string, action: 'add' | 'remove' | 'rename' | 'leave', arg: string): Promise<void> {
   const ctx = engine.ctx;
   const me = ctx.requireMe().username;
+  // Change the group as it now stands: a change made on a stale view is merged correctly
+  // anyway, but only the members this device knows of hear it from us directly.
+  await engine.catchUp();
   const { conv } = await engine.route(groupId);
   if (conv.kind !== 'group') throw new EngineError('not_a_group', 'That conversation is not a group.');
-  let members = [me, ...conv.members];
-  let name = conv.title;
+  const before = state.stateOf(conv, me);
+  let c: state.GroupChange;
   let subject: string | undefined;
   let text: string;
   if (action === 'add') {
     const user = (await lookUp(ctx, arg)).userId;
-    if (members.includes(user)) throw new EngineError('already_member', `${user} is already in the group.`);
-    members = [...members, user];
+    if (before.members.includes(user)) throw new EngineError('already_member', `${user} is already in the group.`);
+    if (before.members.length + 1 > MAX_MEMBERS) throw new EngineError('too_many_members', `A group has at most ${MAX_MEMBERS} members.`);
+    if (!before.roster?.some((e) => e.user === user) && (before.roster?.length ?? 0) >= MAX_ROSTER) {
+      throw new EngineError('too_many_members', `This group has had ${MAX_ROSTER} different members; start a new group to add someone new.`);
+    }
+    c = { action, user };
     subject = user;
     text = `You added ${user}`;
   } else if (action === 'remove') {
-    if (!conv.members.includes(arg)) throw new EngineError('not_member', `${arg} is not in the group.`);
-    members = members.filter((m) => m !== arg);
+    // Someone who left can be removed too: the group then stops taking what they send (group-state.ts `admit`).
+    if (arg === me || !(before.members.includes(arg) || state.leftOnly(before.roster?.find((e) => e.user === arg)))) throw new EngineError('not_member', `${arg} is not in the group.`);
+    c = { action, user: arg };
     subject = arg;
     text = `You removed ${arg}`;
   } else if (action === 'leave') {
-    members = members.filter((m) => m !== me);
+    c = { action };
     text = 'You left';
   } else {
-    name = arg.trim();
+    const name = arg.trim();
     if (!name || name.length > 128) throw new EngineError('invalid_name', 'Give the group a name (up to 128 characters).');
+    c = { action, name };
     text = `You renamed the group to “${name}”`;
   }
-  const group: GroupState = { id: groupId.slice(6), name, members, version: conv.groupVersion + 1 };
+  const after = state.change(before, c, me);
   // Everyone in the old or new state hears of the change (a removed member learns it was removed).
-  const to = [...new Set([...conv.members, ...members])].filter((m) => m !== me);
-  const others = members.filter((m) => m !== me);
-  const next = { ...conv, title: name, members: others, groupVersion: group.version, left: action === 'leave', lastActivity: ctx.now() };
-  await engine.enqueue(to, { t: 'group', id: group.id, ver: group.version }, { type: 'group', action, group, ...(subject ? { subject } : {}) }, (mid, at) => systemRow(me, ctx.requireMe().deviceB64, groupId, mid, at, text), next);
+  const to = [...new Set([...before.members, ...after.members])].filter((m) => m !== me);
+  // Merged into the row as it is when the outbox commits, so a state merged meanwhile (a
+  // receive on the live socket) is kept rather than overwritten.
+  const next = { id: groupId, update: (cur: ConversationRow) => ({ ...state.withState(cur, state.merge(state.stateOf(cur, me), after), me), lastActivity: ctx.now() }) };
+  await engine.enqueue(to, { t: 'group', id: after.id, ver: after.version }, { type: 'group', action, group: after, ...(subject ? { subject } : {}) }, (mid, at) => systemRow(me, ctx.requireMe().deviceB64, groupId, mid, at, text), next);
   await engine.drainOutbox();
 }
 

@@ -10,6 +10,7 @@
 import { fromB64, toB64 } from './b64.ts';
 import { downloadAttachment, uploadAttachment } from './attachments.ts';
 import type { Ctx } from './context.ts';
+import * as groupState from './group-state.ts';
 import type { AttachmentInfo } from './protocol/content.ts';
 import type { ConversationRow, MessageRow } from './store/schema.ts';
 
@@ -42,12 +43,15 @@ export async function importHistory(ctx: Ctx, bytes: Uint8Array): Promise<number
   const data = JSON.parse(new TextDecoder().decode(bytes.subarray(1)), reviver) as { conversations: ConversationRow[]; messages: MessageRow[] };
   if (!Array.isArray(data.conversations) || !Array.isArray(data.messages)) throw new Error('history package shape');
   let added = 0;
+  const me = ctx.requireMe().username;
   await ctx.store.write(['conversations', 'messages', 'seen'], async (tx) => {
     for (const c of data.conversations) {
       const have = await tx.get('conversations', c.id);
       if (!have) await tx.put('conversations', { ...c, unread: 0 });
-      else if (c.groupVersion > have.groupVersion || c.lastActivity > have.lastActivity) {
-        await tx.put('conversations', { ...have, ...(c.groupVersion > have.groupVersion ? { title: c.title, members: c.members, groupVersion: c.groupVersion, left: c.left } : {}), lastActivity: Math.max(c.lastActivity, have.lastActivity), lastPreview: c.lastActivity > have.lastActivity ? c.lastPreview : have.lastPreview });
+      else {
+        // A group's state is merged (group-state.ts): the package and this device may each know a change the other does not.
+        const merged = have.kind === 'group' && c.kind === 'group' ? groupState.withState(have, groupState.merge(groupState.stateOf(have, me), groupState.stateOf(c, me)), me) : have;
+        await tx.put('conversations', { ...merged, lastActivity: Math.max(c.lastActivity, have.lastActivity), lastPreview: c.lastActivity > have.lastActivity ? c.lastPreview : have.lastPreview });
       }
     }
     for (const m of data.messages) {

@@ -83,7 +83,8 @@ export async function processBatch(ctx: Ctx, envelopes: readonly WireEnvelope[])
       }
     }
     const result: ApplyResult = { touched: new Set(), added: [], after: [] };
-    await ctx.store.write(['meta', 'sessions', 'prekeys', 'messages', 'conversations', 'seen', 'failures'], async (tx) => {
+    // 'outbox': a merged group state to pass on is queued with the message that taught it (apply.ts).
+    await ctx.store.write(['meta', 'sessions', 'prekeys', 'messages', 'conversations', 'seen', 'failures', 'outbox'], async (tx) => {
       for (const [addr, rec] of records) await tx.put('sessions', { address: addr, record: encodeDeviceSessions(rec) });
       for (const id of usedPrekeys) await tx.delete('prekeys', id);
       for (const m of incoming) await applyContent(ctx, tx, m, result);

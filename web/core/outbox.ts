@@ -166,7 +166,9 @@ const WRITTEN = new Set(['text', 'attachment', 'reaction', 'edit', 'delete', 'gr
 
 export function writtenByUser(row: OutboxRow): boolean {
   try {
-    return WRITTEN.has(decodeContent(row.content).body.type);
+    const b = decodeContent(row.content).body;
+    // A merged group state passed on (apply.ts) is the engine's, not something the person wrote.
+    return WRITTEN.has(b.type) && !(b.type === 'group' && b.action === 'merge');
   } catch {
     return false;
   }

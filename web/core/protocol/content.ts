@@ -9,6 +9,13 @@
  *
  * `conv` names the conversation from the sender's side: a direct message to `to`, or a group
  * (with the group state version the sender had). Receivers map it to their own view.
+ *
+ * A 'group' body carries the sender's whole group state. Since the mergeable state
+ * (group-state.ts) it also has `nameTag` and `roster`, optional so that messages from older
+ * clients still decode (they are read as the one change their `action` names), and ignored by
+ * older clients, which keep reading `members`, `name` and `version`. The `merge` action (a
+ * member passing on a merged state, group-state.ts) is new: an older client records it as a
+ * failure it cannot decode instead of applying it.
  */
 import { toB64, fromB64 } from '../b64.ts';
 
@@ -18,12 +25,40 @@ export const MAX_TEXT = 16_000;
 
 export type ConvRef = { readonly t: 'dm'; readonly to: string } | { readonly t: 'group'; readonly id: string; readonly ver: number };
 
+/** A group has at most this many members. */
+export const MAX_MEMBERS = 256;
+/**
+ * The roster keeps everyone who was ever in the group (a removal has to be remembered to win
+ * over a concurrent add), so it is bounded separately and more loosely than the members:
+ * 1024 entries are about 80 KB of JSON, sent with each group change.
+ */
+export const MAX_ROSTER = 1024;
+
+/** [version, username]: when (a Lamport clock, group-state.ts) and by whom; ordered by version, then username. */
+export type GroupTag = readonly [number, string];
+
+/** One person's membership history in mergeable form (group-state.ts). */
+export interface RosterEntry {
+  readonly user: string;
+  /** The latest add (creating the group adds its members). */
+  readonly added?: GroupTag;
+  /** Removals and leaves of this user: [remover, or the user themself for a leave; latest version]. */
+  readonly out?: readonly (readonly [string, number])[];
+  /** Of those, what the people who added this user had seen when they added them. */
+  readonly seen?: readonly (readonly [string, number])[];
+}
+
 export interface GroupState {
   readonly id: string;
   readonly name: string;
-  /** Every member's username, the sender included. */
+  /** Every member's username, the sender included. Derived from `roster` when it is present. */
   readonly members: readonly string[];
+  /** The highest version in the state; derived from the tags when they are present. */
   readonly version: number;
+  /** Who set `name` and when; absent from older clients' messages. */
+  readonly nameTag?: GroupTag;
+  /** Everyone who was ever added or removed; absent from older clients' messages. */
+  readonly roster?: readonly RosterEntry[];
 }
 
 export interface AttachmentInfo {
@@ -35,6 +70,10 @@ export interface AttachmentInfo {
   readonly size: number;
 }
 
+/** `merge`: no change of the sender's own, a merged state passed on to members who lack part of it. */
+export type GroupAction = 'create' | 'add' | 'remove' | 'rename' | 'leave' | 'merge';
+const GROUP_ACTIONS: readonly string[] = ['create', 'add', 'remove', 'rename', 'leave', 'merge'] satisfies GroupAction[];
+
 export type Body =
   | { readonly type: 'text'; readonly text: string; readonly replyTo?: string }
   | { readonly type: 'attachment'; readonly text: string; readonly attachment: AttachmentInfo; readonly replyTo?: string }
@@ -43,7 +82,7 @@ export type Body =
   | { readonly type: 'delete'; readonly target: string }
   | { readonly type: 'receipt'; readonly kind: 'delivered' | 'read'; readonly targets: readonly string[] }
   | { readonly type: 'typing'; readonly on: boolean }
-  | { readonly type: 'group'; readonly action: 'create' | 'add' | 'remove' | 'rename' | 'leave'; readonly group: GroupState; readonly subject?: string }
+  | { readonly type: 'group'; readonly action: GroupAction; readonly group: GroupState; readonly subject?: string }
   /** To our own devices only: the account key for a device we just linked (`for`, device id b64). */
   | { readonly type: 'link'; readonly for: string; readonly accountSecret: string; readonly approver: string }
   /** To our own devices only: a history bundle (an encrypted attachment) for a newly added device. */
@@ -100,8 +139,17 @@ function checkAttachment(a: any): boolean {
   return !!a && isStr(a.id, 64) && isStr(a.pointer, 512) && isStr(a.name, 255) && isStr(a.mime, 127) && isNum(a.size);
 }
 
+const isTag = (t: any): boolean => Array.isArray(t) && t.length === 2 && isNum(t[0]) && isStr(t[1], 64);
+const isVersions = (p: any): boolean => Array.isArray(p) && p.length <= MAX_ROSTER && p.every((x: any) => Array.isArray(x) && x.length === 2 && isStr(x[0], 64) && isNum(x[1]));
+
+function checkRosterEntry(e: any): boolean {
+  return !!e && typeof e === 'object' && isStr(e.user, 64) && (e.added === undefined || isTag(e.added)) && (e.out === undefined || isVersions(e.out)) && (e.seen === undefined || isVersions(e.seen));
+}
+
 function checkGroup(g: any): boolean {
-  return !!g && isStr(g.id, 64) && isStr(g.name, 128) && isNum(g.version) && Array.isArray(g.members) && g.members.length <= 256 && g.members.every((m: unknown) => isStr(m, 64));
+  if (!g || !isStr(g.id, 64) || !isStr(g.name, 128) || !isNum(g.version) || !Array.isArray(g.members) || g.members.length > MAX_MEMBERS || !g.members.every((m: unknown) => isStr(m, 64))) return false;
+  if (g.nameTag !== undefined && !isTag(g.nameTag)) return false;
+  return g.roster === undefined || (Array.isArray(g.roster) && g.roster.length <= MAX_ROSTER && g.roster.every(checkRosterEntry));
 }
 
 function checkBody(b: any): boolean {
@@ -122,7 +170,7 @@ function checkBody(b: any): boolean {
     case 'typing':
       return typeof b.on === 'boolean';
     case 'group':
-      return ['create', 'add', 'remove', 'rename', 'leave'].includes(b.action) && checkGroup(b.group) && (b.subject === undefined || isStr(b.subject, 64));
+      return GROUP_ACTIONS.includes(b.action) && checkGroup(b.group) && (b.subject === undefined || isStr(b.subject, 64));
     case 'link':
       return isStr(b.for, 32) && isStr(b.accountSecret, 100) && isStr(b.approver, 32);
     case 'history':

@@ -14,6 +14,8 @@
  * them: numbers < strings < arrays, arrays element by element.
  */
 
+import type { GroupState } from '../protocol/content.ts';
+
 export type KeyPart = string | number;
 export type Key = KeyPart | readonly KeyPart[];
 
@@ -87,6 +89,11 @@ export interface ConversationRow {
   readonly groupVersion: number;
   /** We were removed from, or left, the group: nothing more is sent or accepted. */
   readonly left: boolean;
+  /**
+   * A group's mergeable state (group-state.ts), which title, members, groupVersion and left
+   * show. Absent from rows stored before it existed: those are read as their snapshot.
+   */
+  readonly groupState?: GroupState;
   readonly lastActivity: number;
   readonly lastPreview: string;
   readonly unread: number;
