@@ -1,42 +1,16 @@
 // The petrel CLI as a user runs it: separate processes per command, profiles on disk, a relay
 // process; JSON lines on stdout, one JSON error line on stderr with a non-zero exit.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
 import { type RelayProcess, spawnRelay } from '../support/relay-process.ts';
+import { petrel as run, type Run, type RunOptions } from './cli-harness.ts';
 
 let relay: RelayProcess;
 const root = mkdtempSync(join(tmpdir(), 'petrel-cli-'));
-
-interface Run {
-  code: number;
-  lines: any[];
-  stderr: string;
-}
-
-function petrel(profile: string, args: string[], opts: { stdin?: string; onLine?: (l: any) => void } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/petrel.mjs', '--profile', join(root, profile), ...args], {
-      env: { ...process.env, PETREL_RELAY: relay.url },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const parts = out.split('\n');
-      out = parts.pop()!;
-      for (const p of parts) if (p) (lines.push(JSON.parse(p)), opts.onLine?.(JSON.parse(p)));
-    });
-    child.stderr.on('data', (d) => (err += d));
-    const lines: any[] = [];
-    child.stdin.end(opts.stdin ?? '');
-    child.on('exit', (code) => resolve({ code: code ?? -1, lines, stderr: err }));
-  });
-}
+const petrel = (profile: string, args: string[], opts?: RunOptions) => run(relay.url, root, profile, args, opts);
 
 beforeAll(async () => {
   relay = await spawnRelay();
@@ -51,8 +25,8 @@ describe('petrel CLI', () => {
   const bob = uniqueName('bob');
 
   test('register, send (also from stdin), sync, history, safety numbers', async () => {
-    expect((await petrel('alice', ['register', alice, 'alice pw'])).lines).toEqual([{ user: alice, device: expect.any(String) }]);
-    expect((await petrel('bob', ['register', bob, 'bob pw'])).code).toBe(0);
+    expect((await petrel('alice', ['register', alice, 'alice password'])).lines).toEqual([{ user: alice, device: expect.any(String) }]);
+    expect((await petrel('bob', ['register', bob, 'bob password'])).code).toBe(0);
     const sent = await petrel('alice', ['send', bob, 'hello', 'bob']);
     expect(sent.lines).toEqual([{ id: expect.any(String), status: 'sent' }]);
     const piped = await petrel('alice', ['send', bob, '-'], { stdin: 'line one\nline two\n' });
@@ -65,6 +39,15 @@ describe('petrel CLI', () => {
     ]);
     expect(Object.keys(got.lines[0]).sort()).toEqual(['conversation', 'from', 'fromDevice', 'id', 'sentAt', 'text']);
     expect((await petrel('bob', ['history', alice])).lines.map((l) => l.text)).toEqual(['hello bob', 'line one', 'line two']);
+    // The conversation id that sync and `conversations` print names it too; a name that matches nothing is an error.
+    expect((await petrel('bob', ['conversations'])).lines.map((c) => c.id)).toEqual([`dm:${alice}`]);
+    expect((await petrel('bob', ['history', `dm:${alice}`])).lines.map((l) => l.text)).toEqual(['hello bob', 'line one', 'line two']);
+    for (const name of ['nosuchuser', 'dm:nosuchuser', 'group:nosuch']) {
+      const none = await petrel('bob', ['history', name]);
+      expect(none.code).toBe(1);
+      expect(none.lines).toEqual([]);
+      expect(none.error).toMatchObject({ error: 'unknown_conversation', message: expect.stringContaining(`“${name}”`) });
+    }
     const snA = (await petrel('alice', ['safety-number', bob])).lines[0];
     const snB = (await petrel('bob', ['safety-number', alice])).lines[0];
     expect(snA).toEqual({ digits: expect.stringMatching(/^\d{60}$/), verified: false });
@@ -78,14 +61,24 @@ describe('petrel CLI', () => {
     expect(reply.lines).toEqual([{ id: expect.any(String), status: 'sent' }]);
     expect((await petrel('bob', ['react', alice, one!.id, '👍'])).lines).toEqual([{ id: one!.id, reacted: true }]);
     expect((await petrel('bob', ['edit', alice, one!.id, 'no'])).stderr).toContain('not_yours');
-    await petrel('alice', ['sync']);
+    // sync prints reactions, edits and deletes too, after the new messages, as {"event": ...} lines.
+    const reacted = (await petrel('alice', ['sync'])).lines;
+    expect(reacted.find((l) => l.id === reply.lines[0].id)).toMatchObject({ text: 'hello alice', from: bob });
+    expect(reacted.at(-1)).toEqual({ event: 'reaction', conversation: `dm:${bob}`, id: one!.id, from: bob, emoji: '👍' });
     expect((await petrel('alice', ['edit', bob, two!.id, 'line 2'])).lines).toEqual([{ id: two!.id, edited: true }]);
     const typo = (await petrel('alice', ['send', bob, 'typo'])).lines[0];
     expect((await petrel('alice', ['delete', bob, typo.id])).lines).toEqual([{ id: typo.id, deleted: true }]);
     const mine = (await petrel('alice', ['history', bob])).lines;
     expect(mine.find((l) => l.id === reply.lines[0].id)).toMatchObject({ text: 'hello alice', replyTo: hello!.id, from: bob });
     expect(mine.find((l) => l.id === one!.id)).toMatchObject({ reactions: { [bob]: '👍' } });
-    await petrel('bob', ['sync']);
+    const changed = (await petrel('bob', ['sync'])).lines;
+    expect(changed.filter((l) => l.event)).toEqual([
+      { event: 'edit', conversation: `dm:${alice}`, id: two!.id, from: alice, text: 'line 2' },
+      { event: 'delete', conversation: `dm:${alice}`, id: typo.id, from: alice },
+    ]);
+    expect(changed.filter((l) => !l.event).map((l) => l.id)).toEqual([typo.id]); // the deleted message arrived in this sync too
+    expect((await petrel('bob', ['react', alice, one!.id, ''])).lines).toEqual([{ id: one!.id, reacted: true }]);
+    expect((await petrel('alice', ['sync'])).lines).toEqual([{ event: 'reaction', conversation: `dm:${bob}`, id: one!.id, from: bob, emoji: '' }]);
     const theirs = (await petrel('bob', ['history', alice])).lines;
     expect(theirs.find((l) => l.id === two!.id)).toMatchObject({ text: 'line 2', edited: true });
     expect(theirs.find((l) => l.id === typo.id)).toMatchObject({ text: '', deleted: true });
@@ -116,8 +109,8 @@ describe('petrel CLI', () => {
   test('errors are one JSON line on stderr and a non-zero exit', async () => {
     const r = await petrel('carol', ['send', bob, 'hi']);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stderr.trim())).toMatchObject({ error: 'not_registered' });
-    const taken = await petrel('carol', ['register', alice, 'x']);
+    expect(JSON.parse(r.stderr.trim())).toMatchObject({ error: 'no_profile' });
+    const taken = await petrel('carol', ['register', alice, 'carol password']);
     expect(taken.code).toBe(1);
     expect(JSON.parse(taken.stderr.trim())).toMatchObject({ error: 'username_taken' });
     const nobody = await petrel('alice', ['send', 'nobody-here', 'hi']);

@@ -6,20 +6,27 @@
  * Output: one JSON object per line on stdout. Errors: one JSON line on stderr
  * ({ "error": code, "message": ... }) and exit status 1.
  */
-import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import { deviceNameOrDefault } from '../core/account.ts';
 import { Engine } from '../core/engine.ts';
-import type { Fetch } from '../core/net/api.ts';
 import type { WsCtor } from '../core/net/socket.ts';
 import type { MessageView } from '../core/types.ts';
-import { openFileStore } from './file-store.ts';
+import { checkNewPassword, CliError, MIN_PASSWORD_LENGTH, parse, relayUrl } from './cli-options.ts';
+import { explain, refusedError, relayFetch } from './cli-errors.ts';
+import { openProfile } from './cli-profile.ts';
+import { type MessageChange, watchMessageChanges } from './message-changes.ts';
 
 const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
 
-  register <username> <password>         create an account with this profile as its first device
-  login <username> <password>            add this profile as a new device (password backup)
+  register <username> <password> [--name NAME]
+                                         create an account with this profile as its first device
+                                         (passwords: at least ${MIN_PASSWORD_LENGTH} characters)
+  login <username> <password> [--name NAME]
+                                         add this profile as a new device (password backup);
+                                         NAME is what your devices call this one
+                                         (default "petrel CLI on <hostname>")
   link-code                              print a link code, wait for approval, finish linking
   link-approve <code> [--name NAME] [--history-days N]
                                          approve a new device from this one (sends it the history);
@@ -31,8 +38,9 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   react <username|group:ID> <messageId> <emoji>  react to a message ("" removes your reaction)
   edit <username|group:ID> <messageId> <text>    edit a message you sent
   delete <username|group:ID> <messageId>         delete a message you sent, for everyone
-  sync [--wait SECONDS]                  fetch, decrypt, store; print each new message
-  history [<username|group:ID>]          every stored message, oldest first
+  sync [--wait SECONDS]                  fetch, decrypt, store; print each new message, then each
+                                         reaction, edit and delete ({"event":...})
+  history [<username|dm:NAME|group:ID>]  every stored message, oldest first
   conversations                          every conversation, newest activity first
   group-create <name> <username>...      create a group
   group-add <ID> <username>              add a member
@@ -43,15 +51,27 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   verify <username>                      mark that user's safety number verified
   failures                               envelopes that could not be decrypted
 
-Relay: --relay or PETREL_RELAY (default http://localhost:8787). Profile: --profile or PETREL_PROFILE (default ./petrel-profile).`;
+Relay: --relay or PETREL_RELAY (default http://localhost:8787). Profile: --profile or PETREL_PROFILE (default ./petrel-profile);
+register, login and link-code create it, every other command needs it to exist.`;
 
-class CliError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+const COMMANDS = new Set(['register', 'login', 'link-code', 'link-approve', 'devices', 'remove-device', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures']);
+/** The commands that make this profile a device, and so may create the profile folder. */
+const CREATES_PROFILE = new Set(['register', 'login', 'link-code']);
+
+/**
+ * The engine's 'error' events that are not a refused message (web/core/after.ts, engine.ts): every
+ * other one comes from the outbox, with the relay's code, when the relay refused a message.
+ */
+const NOT_REFUSALS = new Set(['after_failed', 'undecryptable', 'history_failed', 'device_removed']);
+
+/** One command's run: the engine and what the CLI learns from it on the way. */
+interface Session {
+  readonly engine: Engine;
+  readonly relay: string;
+  /** Relay error codes of messages the relay refused this run (the outbox drops those, reporting each as an 'error' event). */
+  readonly refused: string[];
+  /** Reactions, edits and deletes this run stored (only watched during `sync`). */
+  readonly changes: MessageChange[];
 }
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -80,21 +100,6 @@ async function findMessage(engine: Engine, conv: string, id: string): Promise<Me
   return m;
 }
 
-function parse(argv: string[]) {
-  const flags: Record<string, string> = {};
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--relay' || a === '--profile' || a === '--wait' || a === '--history-days' || a === '--name') {
-      const v = argv[++i];
-      if (v === undefined) throw new CliError('usage', `${a} needs a value`);
-      flags[a.slice(2)] = v;
-    } else if (a === '--help' || a === '-h') flags.help = '1';
-    else rest.push(a);
-  }
-  return { flags, cmd: rest[0], args: rest.slice(1) };
-}
-
 function need(args: string[], n: number, what: string): void {
   if (args.length < n) throw new CliError('usage', `usage: petrel ${what}`);
 }
@@ -106,23 +111,39 @@ async function main(): Promise<void> {
     if (!cmd && !flags.help) process.exitCode = 1;
     return;
   }
-  const relay = (flags.relay ?? process.env.PETREL_RELAY ?? 'http://localhost:8787').replace(/\/+$/, '');
-  const profile = flags.profile ?? process.env.PETREL_PROFILE ?? './petrel-profile';
-  mkdirSync(profile, { recursive: true });
-  const store = await openFileStore(profile);
-  const engine = await Engine.open({
-    store,
-    relayUrl: relay,
-    fetch: globalThis.fetch as unknown as Fetch,
-    WebSocket: WebSocket as unknown as WsCtor,
-    deviceName: `petrel CLI on ${hostname()}`.slice(0, 64),
-    ...(flags['history-days'] ? { historySpanMs: Number(flags['history-days']) * 86_400_000 } : {}),
-  });
+  if (!COMMANDS.has(cmd)) throw new CliError('usage', `unknown command “${cmd}” (petrel --help lists them)`);
+  const relay = relayUrl(flags.relay ?? process.env.PETREL_RELAY ?? 'http://localhost:8787', flags.relay ? '--relay' : process.env.PETREL_RELAY ? 'PETREL_RELAY' : 'the default relay');
+  const profile = await openProfile(flags.profile ?? process.env.PETREL_PROFILE ?? './petrel-profile', { create: CREATES_PROFILE.has(cmd) });
+  const changes: MessageChange[] = [];
+  const store = cmd === 'sync' ? watchMessageChanges(profile.store, (c) => changes.push(...c)) : profile.store;
+  const network = { last: '' };
+  let engine: Engine | undefined;
+  let account: string | null = null;
+  let ok = false;
   try {
-    await run(engine, cmd, args, flags);
+    engine = await Engine.open({
+      store,
+      relayUrl: relay,
+      fetch: relayFetch(network),
+      WebSocket: WebSocket as unknown as WsCtor,
+      deviceName: deviceNameOrDefault(flags.name, deviceNameOrDefault(`petrel CLI on ${hostname()}`, 'petrel CLI')),
+      ...(flags['history-days'] ? { historySpanMs: Number(flags['history-days']) * 86_400_000 } : {}),
+    });
+    account = engine.state()?.username ?? null;
+    const s: Session = { engine, relay, refused: [], changes };
+    engine.on((e) => {
+      if (e.type === 'error' && !NOT_REFUSALS.has(e.code)) s.refused.push(e.code);
+    });
+    await run(s, cmd, args, flags);
+    ok = true;
+  } catch (e) {
+    throw explain(e, relay, network.last, account);
   } finally {
-    await engine.stop();
+    const hasAccount = engine?.state() != null;
+    await engine?.stop();
     await store.close();
+    // A failed register, login or link leaves no half-made profile behind.
+    if (!ok && !hasAccount) profile.discard();
   }
 }
 
@@ -132,15 +153,43 @@ function requireAccount(engine: Engine) {
   return s;
 }
 
-async function run(engine: Engine, cmd: string, args: string[], flags: Record<string, string>): Promise<void> {
+/** Fails the command if the relay refused what it just sent (the outbox reports that as an 'error' event and drops the message). */
+function sent(s: Session): void {
+  if (s.refused.length) throw refusedError(s.refused.at(-1)!, s.relay, s.engine.state()!.username);
+}
+
+async function send(s: Session, conv: string, text: string, opts: { replyTo?: string } = {}): Promise<void> {
+  const r = await s.engine.send(conv, text, opts);
+  out(r);
+  if (r.status === 'failed') throw refusedError(s.refused.at(-1) ?? 'unknown', s.relay, s.engine.state()!.username);
+}
+
+/**
+ * A conversation as `conversations` and `sync` print it (dm:NAME, group:ID), or a username or
+ * bare group id; one that is not stored here is an error, not an empty history.
+ */
+async function conversationArg(engine: Engine, arg: string): Promise<string> {
+  const name = (n: string) => n.normalize('NFKC').toLowerCase();
+  const candidates = arg.startsWith('group:') ? [arg] : arg.startsWith('dm:') ? [`dm:${name(arg.slice(3))}`] : [`dm:${name(arg)}`, `group:${arg}`];
+  const known = new Set((await engine.conversations()).map((c) => c.id));
+  const id = candidates.find((c) => known.has(c));
+  if (!id) throw new CliError('unknown_conversation', `No conversation “${arg}” in this profile; \`conversations\` lists them.`);
+  return id;
+}
+
+const groupArg = (arg: string) => (arg.startsWith('group:') ? arg : `group:${arg}`);
+
+async function run(s: Session, cmd: string, args: string[], flags: Record<string, string>): Promise<void> {
+  const { engine } = s;
   switch (cmd) {
     case 'register':
-      need(args, 2, 'register <username> <password>');
+      need(args, 2, 'register <username> <password> [--name NAME]');
+      checkNewPassword(args[1]!);
       await engine.register(args[0]!, args[1]!);
       out({ user: engine.state()!.username, device: engine.state()!.deviceId });
       return;
     case 'login':
-      need(args, 2, 'login <username> <password>');
+      need(args, 2, 'login <username> <password> [--name NAME]');
       await engine.login(args[0]!, args[1]!);
       await engine.sync({ waitMs: 0 });
       out({ user: engine.state()!.username, device: engine.state()!.deviceId });
@@ -165,20 +214,24 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
       requireAccount(engine);
       for (const d of await engine.devices()) out(d);
       return;
-    case 'remove-device':
+    case 'remove-device': {
       need(args, 1, 'remove-device <deviceId>');
       requireAccount(engine);
-      await engine.removeDevice(args[0]!);
-      out({ removed: args[0] });
+      const id = args[0]!;
+      // Checked here so that any argument that is not one of ours, well-formed or not, gets the same answer.
+      if (!(await engine.devices()).some((d) => d.deviceId === id)) throw new CliError('unknown_device', `No device “${id}” on this account; \`devices\` lists their ids.`);
+      await engine.removeDevice(id);
+      out({ removed: id });
       return;
+    }
     case 'send': {
       need(args, 2, 'send <username|group:ID> <text>');
       requireAccount(engine);
       const conv = await engine.resolve(args[0]!);
       if (args[1] === '-') {
         const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-        for await (const text of rl) if (text.trim()) out(await engine.send(conv, text));
-      } else out(await engine.send(conv, args.slice(1).join(' ')));
+        for await (const text of rl) if (text.trim()) await send(s, conv, text);
+      } else await send(s, conv, args.slice(1).join(' '));
       return;
     }
     case 'reply':
@@ -191,14 +244,13 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
       const conv = await engine.resolve(args[0]!);
       const target = await findMessage(engine, conv, args[1]!);
       const rest = args.slice(2).join(' ');
-      if (cmd === 'reply') out(await engine.send(conv, rest, { replyTo: target.key }));
-      else {
-        if ((cmd === 'edit' || cmd === 'delete') && target.from !== engine.state()!.username) throw new CliError('not_yours', 'Only messages you sent can be edited or deleted.');
-        if (cmd === 'react') await engine.react(conv, target.key, rest);
-        else if (cmd === 'edit') await engine.edit(conv, target.key, rest);
-        else await engine.deleteForEveryone(conv, target.key);
-        out({ id: target.id, [cmd === 'delete' ? 'deleted' : cmd === 'edit' ? 'edited' : 'reacted']: true });
-      }
+      if (cmd === 'reply') return send(s, conv, rest, { replyTo: target.key });
+      if ((cmd === 'edit' || cmd === 'delete') && target.from !== engine.state()!.username) throw new CliError('not_yours', 'Only messages you sent can be edited or deleted.');
+      if (cmd === 'react') await engine.react(conv, target.key, rest);
+      else if (cmd === 'edit') await engine.edit(conv, target.key, rest);
+      else await engine.deleteForEveryone(conv, target.key);
+      sent(s);
+      out({ id: target.id, [cmd === 'delete' ? 'deleted' : cmd === 'edit' ? 'edited' : 'reacted']: true });
       return;
     }
     case 'sync': {
@@ -215,11 +267,13 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
         seen.add(m.conversation + m.id);
         out(line(m));
       }
+      // After the new messages, so a change to a message that arrived in this same sync follows it.
+      for (const c of s.changes) out(c);
       return;
     }
     case 'history': {
       requireAccount(engine);
-      const conv = args[0] ? (args[0].startsWith('group:') ? args[0] : `dm:${args[0].normalize('NFKC').toLowerCase()}`) : undefined;
+      const conv = args[0] ? await conversationArg(engine, args[0]) : undefined;
       for (const m of await engine.history(conv)) out(line(m));
       return;
     }
@@ -230,30 +284,37 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
     case 'group-create': {
       need(args, 2, 'group-create <name> <username>...');
       requireAccount(engine);
-      out({ group: await engine.createGroup(args[0]!, args.slice(1)) });
+      const group = await engine.createGroup(args[0]!, args.slice(1));
+      sent(s);
+      out({ group });
       return;
     }
     case 'group-add':
     case 'group-remove': {
       need(args, 2, `${cmd} <ID> <username>`);
       requireAccount(engine);
-      const id = args[0]!.startsWith('group:') ? args[0]! : `group:${args[0]}`;
+      const id = groupArg(args[0]!);
       await (cmd === 'group-add' ? engine.addMember(id, args[1]!) : engine.removeMember(id, args[1]!));
+      sent(s);
       const conv = (await engine.conversations()).find((c) => c.id === id)!;
       out({ group: id, members: [engine.state()!.username, ...conv.members] });
       return;
     }
     case 'group-rename': {
       need(args, 2, 'group-rename <ID> <name>');
-      const id = args[0]!.startsWith('group:') ? args[0]! : `group:${args[0]}`;
+      requireAccount(engine);
+      const id = groupArg(args[0]!);
       await engine.renameGroup(id, args.slice(1).join(' '));
+      sent(s);
       out({ group: id, name: args.slice(1).join(' ') });
       return;
     }
     case 'group-leave': {
       need(args, 1, 'group-leave <ID>');
-      const id = args[0]!.startsWith('group:') ? args[0]! : `group:${args[0]}`;
+      requireAccount(engine);
+      const id = groupArg(args[0]!);
       await engine.leaveGroup(id);
+      sent(s);
       out({ group: id, left: true });
       return;
     }
@@ -266,11 +327,13 @@ async function run(engine: Engine, cmd: string, args: string[], flags: Record<st
     }
     case 'verify':
       need(args, 1, 'verify <username>');
+      requireAccount(engine);
       await engine.safetyNumber(args[0]!);
       await engine.markVerified(args[0]!.normalize('NFKC').toLowerCase(), true);
       out({ user: args[0], verified: true });
       return;
     case 'failures':
+      requireAccount(engine);
       for (const f of await engine.failures()) out(f);
       return;
     default:

@@ -1,0 +1,134 @@
+// The petrel CLI where a new user trips: removed devices, weak passwords, relay URLs, device
+// ids, profile folders and device names. Each case is a separate process against a real relay,
+// as in cli.test.ts.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { uniqueName } from '../relay/harness.ts';
+import { type RelayProcess, spawnRelay } from '../support/relay-process.ts';
+import { petrel as run, type RunOptions } from './cli-harness.ts';
+
+let relay: RelayProcess;
+const root = mkdtempSync(join(tmpdir(), 'petrel-cli-use-'));
+const petrel = (profile: string | null, args: string[], opts?: RunOptions) => run(relay.url, root, profile, args, opts);
+
+/** A local port nothing listens on (bound, then released). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  relay = await spawnRelay();
+}, 60_000);
+afterAll(async () => {
+  await relay?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('petrel CLI usability', () => {
+  const alice = uniqueName('alice');
+  const bob = uniqueName('bob');
+
+  test('login --name; remove-device names unknown ids; a removed device says so and exits non-zero', async () => {
+    expect((await petrel('alice', ['register', alice, 'alice password'])).code).toBe(0);
+    expect((await petrel('bob', ['register', bob, 'bob password'])).code).toBe(0);
+    const laptop = await petrel('laptop', ['login', alice, 'alice password', '--name', 'alice laptop']);
+    expect(laptop.lines).toEqual([{ user: alice, device: expect.any(String) }]);
+    const devices = (await petrel('alice', ['devices'])).lines;
+    expect(devices.map((d) => d.name)).toEqual([expect.stringMatching(/^petrel CLI on /), 'alice laptop']);
+
+    // Not base64url, and well-formed but not one of ours: the same answer, naming the argument.
+    for (const id of ['nosuch', 'AAAAAAAAAAAAAAAAAAAAAA']) {
+      const r = await petrel('alice', ['remove-device', id]);
+      expect(r.code).toBe(1);
+      expect(r.error).toEqual({ error: 'unknown_device', message: expect.stringContaining(`“${id}”`) });
+    }
+    // A message the laptop gets a copy of, to react to after its removal.
+    const hello = (await petrel('alice', ['send', bob, 'hello'])).lines[0].id as string;
+    expect((await petrel('laptop', ['sync'])).lines.map((l) => l.id)).toContain(hello);
+    const device = laptop.lines[0].device as string;
+    expect((await petrel('alice', ['remove-device', device])).lines).toEqual([{ removed: device }]);
+
+    const sync = await petrel('laptop', ['sync']);
+    expect(sync.code).toBe(1);
+    expect(sync.error).toEqual({ error: 'device_removed', message: expect.stringContaining('was removed from') });
+    expect(sync.error!.message).toContain('log in again');
+    // The relay refuses the message: its status line, then the reason and a non-zero exit.
+    const send = await petrel('laptop', ['send', bob, 'x']);
+    expect(send.lines).toEqual([{ id: expect.any(String), status: 'failed' }]);
+    expect(send.code).toBe(1);
+    expect(send.error).toMatchObject({ error: 'device_removed' });
+    const react = await petrel('laptop', ['react', bob, hello, '👍']);
+    expect(react.lines).toEqual([]);
+    expect(react.code).toBe(1);
+    expect(react.error).toMatchObject({ error: 'device_removed' });
+    // The rest of the account carries on.
+    expect((await petrel('alice', ['send', bob, 'still here'])).lines).toEqual([{ id: expect.any(String), status: 'sent' }]);
+  }, 90_000);
+
+  test('register takes the PWA’s password rule', async () => {
+    const short = await petrel('short', ['register', uniqueName('carol'), '1234567']);
+    expect(short.code).toBe(1);
+    expect(short.error).toEqual({ error: 'password_too_short', message: 'The password must be at least 8 characters.' });
+    expect(existsSync(join(root, 'short'))).toBe(false);
+    expect((await petrel('eight', ['register', uniqueName('carol'), '12345678'])).code).toBe(0);
+  }, 60_000);
+
+  test('the relay URL is checked first, and an unreachable relay is named', async () => {
+    for (const url of ['localhost:8791', 'ftp://localhost:8791', 'not a url', 'http://localhost:8791/?x=1']) {
+      const r = await petrel('bad-url', ['register', uniqueName('dan'), 'dan password'], { env: { PETREL_RELAY: url } });
+      expect(r.code).toBe(1);
+      expect(r.error).toEqual({ error: 'invalid_relay', message: expect.stringContaining(`PETREL_RELAY “${url}” is not a relay URL`) });
+    }
+    const flag = await petrel('alice', ['--relay', 'localhost:8791', 'sync']);
+    expect(flag.error).toMatchObject({ error: 'invalid_relay', message: expect.stringContaining('--relay “localhost:8791”') });
+    expect(existsSync(join(root, 'bad-url'))).toBe(false);
+
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    for (const [profile, args] of [
+      ['alice', ['sync']],
+      ['unreachable', ['register', uniqueName('dan'), 'dan password']],
+    ] as const) {
+      const r = await petrel(profile, ['--relay', down, ...args]);
+      expect(r.code).toBe(1);
+      expect(r.error!.message).toContain(`The relay at ${down} cannot be reached (`);
+      expect(r.error!.message).toContain('ECONNREFUSED');
+    }
+    expect(existsSync(join(root, 'unreachable'))).toBe(false);
+  }, 60_000);
+
+  test('a command that fails before there is an account leaves no profile folder behind', async () => {
+    const wrong = await petrel('wrong-pw', ['login', alice, 'not the password']);
+    expect(wrong.error).toMatchObject({ error: 'login_failed' });
+    const taken = await petrel('taken', ['register', alice, 'some password']);
+    expect(taken.error).toMatchObject({ error: 'username_taken' });
+    const nested = await petrel('new/nested', ['register', alice, 'some password']);
+    expect(nested.error).toMatchObject({ error: 'username_taken' });
+    for (const dir of ['wrong-pw', 'taken', 'new']) expect(existsSync(join(root, dir))).toBe(false);
+
+    // A folder that was there before stays, without the store files the failed command wrote.
+    mkdirSync(join(root, 'mine'));
+    expect((await petrel('mine', ['register', alice, 'some password'])).error).toMatchObject({ error: 'username_taken' });
+    expect(readdirSync(join(root, 'mine'))).toEqual([]);
+
+    // Every other command needs an existing profile, with or without --profile.
+    const cwd = mkdtempSync(join(root, 'cwd-'));
+    const none = await petrel(null, ['sync'], { cwd });
+    expect(none.code).toBe(1);
+    expect(none.error).toEqual({ error: 'no_profile', message: expect.stringContaining('No profile at ./petrel-profile: run register or login first') });
+    expect(readdirSync(cwd)).toEqual([]);
+    const named = await petrel('nobody', ['history']);
+    expect(named.error).toMatchObject({ error: 'no_profile', message: expect.stringContaining(join(root, 'nobody')) });
+    expect(existsSync(join(root, 'nobody'))).toBe(false);
+    // An existing profile is left as it was when a command fails.
+    expect((await petrel('alice', ['register', alice, 'alice password'])).error).toMatchObject({ error: 'already_registered' });
+    expect((await petrel('alice', ['devices'])).code).toBe(0);
+  }, 60_000);
+});
