@@ -19,5 +19,6 @@ export * from './device-sessions.ts';
 export * from './fanout.ts';
 export * from './attachment.ts';
 export * from './safety-number.ts';
+export * from './username.ts';
 export * from './wire/messages.ts';
 export * from './wire/state.ts';

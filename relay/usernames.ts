@@ -4,15 +4,10 @@
  * of [a-z0-9_.-]. The normalised form is what is stored, compared, and signed as the userId of
  * the account's device list, so "Alice", "ＡＬＩＣＥ" and "alice" are one account.
  */
+import { normaliseUsername } from '../crypto/index.ts';
 import { ApiError } from './errors.ts';
 
-export const USERNAME_RE = /^[a-z0-9_.-]{3,32}$/;
-
-export function normaliseUsername(raw: string): string | undefined {
-  if (raw.length > 128) return undefined;
-  const n = raw.normalize('NFKC').toLowerCase().normalize('NFKC');
-  return USERNAME_RE.test(n) ? n : undefined;
-}
+export { normaliseUsername, USERNAME_RE } from '../crypto/index.ts';
 
 export function requireUsername(raw: string): string {
   const n = normaliseUsername(raw);

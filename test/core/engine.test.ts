@@ -49,6 +49,23 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect((await b.messages(`dm:${an}`))[0]).toMatchObject({ text: 'hello, Bob', edited: true });
   });
 
+  test('a name typed in another case finds the user; a text over the limit is refused before it is queued', async () => {
+    const a = await device();
+    const b = await device();
+    const an = uniqueName('alice');
+    const bn = uniqueName('bob');
+    await a.register(an, 'correct horse');
+    await b.register(bn, 'battery staple');
+    const conv = await a.openDirect(` ${bn.toUpperCase()} `);
+    expect(conv).toBe(`dm:${bn}`);
+    await expect(a.openDirect('no such user!')).rejects.toMatchObject({ code: 'unknown_user' });
+    const long = 'x'.repeat(16_001);
+    await expect(a.send(conv, long)).rejects.toMatchObject({ code: 'message_too_long' });
+    expect(await a.messages(conv)).toEqual([]); // nothing queued, nothing shown as sent
+    expect(await a.send(conv, 'x'.repeat(16_000))).toMatchObject({ status: 'sent' });
+    expect((await b.sync()).map((m) => m.text.length)).toEqual([16_000]);
+  });
+
   test('a linked device and a password-login device get history and new messages', async () => {
     const a1 = await device('phone');
     const b = await device();
@@ -114,6 +131,20 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     down = true;
     try {
       for (let i = 0; i < 5; i++) expect((await a.send(conv, `offline ${i}`)).status).toBe('pending');
+    } finally {
+      down = false;
+    }
+    // The app opened again while still offline tells how many wait, before any network answer.
+    down = true;
+    try {
+      const reopened = await Engine.open({ store: a.ctx.store, relayUrl: BASE, fetch, deviceName: 'test device' });
+      const told: number[] = [];
+      reopened.on((e) => {
+        if (e.type === 'outbox') told.push(e.pending);
+      });
+      await reopened.start();
+      expect(told[0]).toBe(5);
+      await reopened.stop();
     } finally {
       down = false;
     }

@@ -5,7 +5,7 @@
  * accepted only as a key change — the contact's verification is cleared and its conversations
  * carry a warning until the user acknowledges it.
  */
-import { CryptoError, type DeviceList, equalBytes, isCryptoError, verifyDeviceList } from '../../crypto/index.ts';
+import { CryptoError, type DeviceList, equalBytes, isCryptoError, normaliseUsername, verifyDeviceList } from '../../crypto/index.ts';
 import type { Ctx } from './context.ts';
 import type { ContactRow, ConversationRow } from './store/schema.ts';
 import { EngineError } from './types.ts';
@@ -78,7 +78,10 @@ async function acceptContact(ctx: Ctx, username: string, bytes: Uint8Array): Pro
 }
 
 /** Looks a user up by name (for a new chat): their list verified and their key pinned. */
-export async function lookUp(ctx: Ctx, username: string): Promise<DeviceList> {
+export async function lookUp(ctx: Ctx, typed: string): Promise<DeviceList> {
+  // As the relay does: "Bob" is bob, and the list signed for bob must be checked against "bob".
+  const username = normaliseUsername(typed.trim());
+  if (!username) throw new EngineError('unknown_user', `“${typed}” is not a Petrel user name: 3 to 32 letters, digits, _ . or -.`);
   try {
     return await deviceList(ctx, username, { refresh: true });
   } catch (e: any) {

@@ -15,7 +15,7 @@ import { LiveSocket, type WsCtor } from './net/socket.ts';
 import { pendingRows, sendOne, writtenByUser } from './outbox.ts';
 import * as groups from './groups.ts';
 import { uploadHistory } from './history.ts';
-import { type Body, type ConvRef, encodeContent, newId } from './protocol/content.ts';
+import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
 import { messageView, newConversation, newMessageRow, preview } from './views.ts';
@@ -258,6 +258,9 @@ export class Engine {
     if (this.running || !this.ctx.me) return;
     this.running = true;
     this.setConnection('connecting');
+    // Say what waits in the outbox before anything touches the network: started offline, the sync
+    // below fails and the count would otherwise not be told until the network is back.
+    this.ctx.emit({ type: 'outbox', pending: (await pendingRows(this.ctx)).filter(writtenByUser).length });
     try {
       await this.sync();
     } catch {
@@ -445,6 +448,7 @@ export class Engine {
     const me = this.ctx.requireMe();
     const { to, ref } = await this.routeFresh(conversationId);
     if (!text.trim()) throw new EngineError('empty_message', 'Type a message first.');
+    checkLength(text);
     const body: Body = { type: 'text', text, ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) };
     const id = await this.enqueue(to, ref, body, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, opts.replyTo ?? null, null), {
       id: conversationId,
@@ -457,6 +461,7 @@ export class Engine {
 
   async sendAttachment(conversationId: string, file: { name: string; mime: string; bytes: Uint8Array }, text = '', onProgress?: Progress): Promise<{ id: string; status: MessageRow['status'] }> {
     const me = this.ctx.requireMe();
+    checkLength(text);
     const { to, ref } = await this.routeFresh(conversationId);
     const attachment = await uploadAttachment(this.ctx, file, onProgress);
     const ref2 = { id: attachment.id, pointer: fromB64(attachment.pointer), name: attachment.name, mime: attachment.mime, size: attachment.size };
@@ -486,6 +491,7 @@ export class Engine {
   }
 
   async edit(conversationId: string, messageKey: string, text: string): Promise<void> {
+    checkLength(text);
     await this.mutate(conversationId, messageKey, { type: 'edit', target: messageKey, text }, (m, me) => (m.sender === me ? { ...m, text, editedAt: this.ctx.now() } : null));
   }
 
@@ -620,4 +626,14 @@ export class Engine {
 
 function ownRow(me: string, device: string, conversation: string, id: string, at: number, text: string, replyTo: string | null, attachment: MessageRow['attachment']): MessageRow {
   return newMessageRow({ id, conversation, sender: me, senderDevice: device, sentAt: at, receivedAt: at, text, replyTo, attachment, status: 'pending' });
+}
+
+/**
+ * Receivers refuse a text over MAX_TEXT (protocol/content.ts) as undecodable: sent anyway, it would
+ * show as sent here and never appear anywhere else. Refuse it before it is queued.
+ */
+function checkLength(text: string): void {
+  if (text.length > MAX_TEXT) {
+    throw new EngineError('message_too_long', `A message holds at most ${MAX_TEXT.toLocaleString('en')} characters; this one has ${text.length.toLocaleString('en')}. Split it, or send it as a file.`);
+  }
 }
