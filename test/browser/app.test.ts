@@ -77,6 +77,10 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await a2.getByRole('button', { name: 'Show link code' }).click();
     const code = await a2.getByTestId('link-code').inputValue();
     expect(code.length).toBe(87);
+    // Looking at another tab and back keeps the code the engine is waiting on.
+    await a2.getByRole('tab', { name: 'Log in' }).click();
+    await a2.getByRole('tab', { name: 'Link this device' }).click();
+    expect(await a2.getByTestId('link-code').inputValue()).toBe(code);
     await shot(a2, '05-link-code');
     await a1.getByRole('button', { name: 'Settings' }).click();
     await a1.getByTestId('approve-code').fill(code);

@@ -1,5 +1,5 @@
 /** First run: create an account, log in as a new device, or link this device with a code. */
-import { useSignal } from '@preact/signals';
+import { signal, useSignal } from '@preact/signals';
 import { act, engine, me, refreshConversations } from './state.ts';
 import { Qr } from './qr.tsx';
 
@@ -48,13 +48,33 @@ function Credentials({ mode }: { mode: 'register' | 'login' }) {
     <form class="card" onSubmit={submit}>
       <label>
         Username
-        <input name="username" autoComplete="username" required minLength={3} maxLength={32} value={user.value} onInput={(e) => (user.value = e.currentTarget.value)} />
+        <input
+          name="username"
+          autoComplete="username"
+          required
+          minLength={3}
+          maxLength={32}
+          pattern="[A-Za-z0-9_.\-]{3,32}"
+          title="3 to 32 letters, digits, _ . or -"
+          value={user.value}
+          onInput={(e) => (user.value = e.currentTarget.value)}
+        />
       </label>
       <label>
         Password
         <input name="password" type="password" autoComplete={mode === 'register' ? 'new-password' : 'current-password'} required minLength={mode === 'register' ? 8 : 1} value={pass.value} onInput={(e) => (pass.value = e.currentTarget.value)} />
       </label>
-      {mode === 'register' && <p class="hint">At least 8 characters. The relay never learns it (OPAQUE); it protects the backup of your account key.</p>}
+      {mode === 'register' && (
+        <>
+          <p class="hint">3 to 32 letters, digits, _ . or - for the username (capitals count as small letters).</p>
+          <p class="hint">At least 8 characters. The relay never learns it (OPAQUE); it protects the backup of your account key.</p>
+        </>
+      )}
+      {mode === 'login' && (
+        <p class="hint">
+          This adds this browser as a new device of your account. Past messages stay on your other devices: to bring them here, use <strong>Link this device</strong> instead.
+        </p>
+      )}
       <button type="submit" class="primary" disabled={busy.value}>
         {busy.value ? (mode === 'register' ? 'Creating keys…' : 'Logging in…') : mode === 'register' ? 'Create account' : 'Log in'}
       </button>
@@ -63,9 +83,16 @@ function Credentials({ mode }: { mode: 'register' | 'login' }) {
   );
 }
 
+/**
+ * The link under way, outside the component: switching to another tab and back must show the same
+ * code (the engine keeps polling for it) rather than offer a new one.
+ */
+const linkCode = signal<string | null>(null);
+const linkStatus = signal('');
+
 function LinkDevice() {
-  const code = useSignal<string | null>(null);
-  const status = useSignal('');
+  const code = linkCode;
+  const status = linkStatus;
   const start = async () => {
     status.value = 'Preparing…';
     const link = await act(() => engine.value!.startLink({ pollMs: 1500 }));
@@ -76,7 +103,10 @@ function LinkDevice() {
     if (done) {
       status.value = 'Linked. Loading your history…';
       await entered();
-    } else status.value = 'Linking stopped. Start again when ready.';
+    } else {
+      status.value = 'Linking stopped. Start again when ready.';
+      code.value = null;
+    }
   };
   return (
     <div class="card">
