@@ -11,7 +11,7 @@ import { type Signal, useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { Composer, EMOJI } from './composer.tsx';
-import { act, currentConversation, engine, hasNewer, hasOlder, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
+import { act, conversations, currentConversation, engine, hasNewer, hasOlder, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
 
 const TICKS: Record<string, { mark: string; label: string }> = {
   pending: { mark: '🕓', label: 'waiting to send' },
@@ -29,7 +29,7 @@ export function Conversation() {
   if (!conv) {
     return (
       <section class="conversation empty-state" aria-label="Conversation">
-        <p>Select a conversation on the left, or start one with “+ Chat” and a username.</p>
+        <p>{conversations.value.length ? 'Select a conversation on the left, or start one with “+ Chat” and a username.' : 'No conversations yet: start one with “+ Chat” and a username.'}</p>
       </section>
     );
   }
@@ -194,8 +194,10 @@ function Attachment({ m }: { m: MessageView }) {
     if (!file) return;
     url.value = URL.createObjectURL(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: file.mime }));
   };
-  const size = a.size < 1024 * 1024 ? `${Math.ceil(a.size / 1024)} KB` : `${(a.size / 1024 / 1024).toFixed(1)} MB`;
-  if (url.value && a.mime.startsWith('image/')) return <img class="attachment-image" src={url.value} alt={a.name} />;
+  const size = a.size < 1024 ? `${a.size} ${a.size === 1 ? 'byte' : 'bytes'}` : a.size < 1024 * 1024 ? `${Math.ceil(a.size / 1024)} KB` : `${(a.size / 1024 / 1024).toFixed(1)} MB`;
+  // Shown below the fold otherwise: the person just asked to see it.
+  const reveal = (e: Event) => (e.currentTarget as HTMLElement).scrollIntoView({ block: 'nearest' });
+  if (url.value && a.mime.startsWith('image/')) return <img class="attachment-image" src={url.value} alt={a.name} onLoad={reveal} />;
   if (url.value) return <a class="attachment" href={url.value} download={a.name}>Save {a.name}</a>;
   return (
     <button class="attachment" onClick={open} disabled={busy.value} aria-busy={busy.value}>
