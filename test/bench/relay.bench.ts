@@ -16,7 +16,7 @@
 //   CPU per delivered message of the server, its PostgreSQL backends and the load generator
 //     (from /proc), and how busy the whole machine was: what bounds each figure.
 //   catch-up: 10,000 queued envelopes read by one device over its socket (auth -> last frame);
-//   memory: server RSS growth per idle authenticated WebSocket (2,000 of them).
+//   memory: server RSS growth per idle authenticated WebSocket (2,000 of them), before the runs.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -102,6 +102,29 @@ async function batches(): Promise<{ sum: number; count: number }> {
   const text = await (await fetch('/metrics')).text();
   const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   return { sum: read('petrel_writer_batch_messages_sum'), count: read('petrel_writer_batch_messages_count') };
+}
+
+// ---- memory per idle socket ----------------------------------------------------------------
+// Measured before the throughput runs: afterwards the heap holds their garbage, and a collection
+// while the sockets open made the growth come out anywhere from -10 to +20 KB per socket. A first
+// round of sockets, opened and closed, lets the process reach its working size before the baseline.
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relayPid}/status`, 'utf8'))![1]) * 1024;
+async function openIdle(n: number): Promise<Conn[]> {
+  const idle: Conn[] = [];
+  for (let i = 0; i < n; i += 100) idle.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, k) => connect(wsUrl, pairs[(i + k) % PAIRS]!.to.token, () => {}, 1e12)))));
+  return idle;
+}
+let perSocket = NaN;
+if (!QUICK) {
+  log(`memory: ${IDLE} idle sockets...`);
+  for (const c of await openIdle(IDLE / 4)) c.ws.close();
+  await new Promise((r) => setTimeout(r, 1500));
+  const before = rss();
+  const idle = await openIdle(IDLE);
+  await new Promise((r) => setTimeout(r, 2000));
+  perSocket = (rss() - before) / IDLE;
+  for (const c of idle) c.ws.close();
+  await new Promise((r) => setTimeout(r, 500));
 }
 
 // ---- throughput ----------------------------------------------------------------------------
@@ -192,15 +215,6 @@ for (let round = 0; round < 3; round++) {
   log(`  catch-up round ${round + 1}: ${catchUps.at(-1)!.toFixed(3)} s`);
 }
 
-// ---- memory per idle socket ----------------------------------------------------------------
-const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relayPid}/status`, 'utf8'))![1]) * 1024;
-await new Promise((r) => setTimeout(r, 1000));
-const before = rss();
-const idle: Conn[] = [];
-for (let i = 0; i < IDLE; i += 100) idle.push(...(await Promise.all(Array.from({ length: 100 }, (_, k) => connect(wsUrl, pairs[(i + k) % PAIRS]!.to.token, () => {}, 1e12)))));
-await new Promise((r) => setTimeout(r, 2000));
-const perSocket = (rss() - before) / IDLE;
-for (const c of idle) c.ws.close();
 
 // Every acknowledged submission has its row: the relay answers after COMMIT (a submission still in
 // flight when a run stopped is stored without its answer having been counted).
