@@ -10,6 +10,7 @@
  */
 import { upgradeWebSocket } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
+import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
@@ -95,7 +96,21 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
     s.log('debug', 'request', { method: c.req.method, route, status: c.res.status, ms: Math.round(seconds * 1000) });
   });
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // Healthy means able to serve: the database answers (within 2 s). A load balancer then takes a
+  // process whose database is unreachable out of rotation instead of sending it requests that fail.
+  app.get('/healthz', async (c) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('database check timed out')), 2000)));
+    try {
+      await Promise.race([s.db.execute(sql`SELECT 1`), late]);
+      return c.json({ status: 'ok' });
+    } catch (e) {
+      s.log('warn', 'health check failed', errorFields(e));
+      return c.json({ status: 'unavailable', error: 'database_unavailable', message: 'the database does not answer' }, 503);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
   app.get('/metrics', (c) => {
     if (!scrapeAllowed(c.req.header('authorization'), config.metricsToken)) {
       throw new ApiError(401, 'unauthorized', 'metrics need the operator token');

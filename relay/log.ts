@@ -19,6 +19,19 @@ export const silentLogger: Logger = () => {};
 
 /** An error's name and message only (no stack, no cause chain that might hold request data). */
 export function errorFields(e: unknown): Record<string, unknown> {
-  if (e instanceof Error) return { err: e.name, errMessage: e.message.slice(0, 300) };
-  return { err: String(e).slice(0, 300) };
+  if (!(e instanceof Error)) return { err: String(e).slice(0, 300) };
+  const fields: Record<string, unknown> = { err: e.name, errMessage: redact(e.message) };
+  // drizzle wraps the driver's error: its message is the query, the reason is the cause's.
+  const cause = (e as { cause?: unknown }).cause;
+  if (cause instanceof Error) {
+    fields.cause = redact(cause.message);
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') fields.code = code;
+  }
+  return fields;
+}
+
+/** A query's parameters are the data (ciphertext, usernames, token hashes): never logged. */
+function redact(message: string): string {
+  return message.replace(/\n?params:[\s\S]*$/, ' (params not logged)').slice(0, 300);
 }

@@ -13,6 +13,7 @@
  *   PETREL_WEB_ROOT           static files to serve (the built PWA), default web/dist when it exists
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
@@ -71,7 +72,21 @@ export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
   });
   const app = createApp(services, o.webRoot ? { webRoot: o.webRoot } : {});
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_FRAME });
-  const server = serve({ fetch: app.fetch, port: o.port ?? 8787, ...(o.hostname ? { hostname: o.hostname } : {}), websocket: { server: wss } });
+  // While stopping, every response ends its connection: a keep-alive client would otherwise keep
+  // the process alive by sending request after request on a connection opened before the stop.
+  let closing = false;
+  const fetch = async (req: Request, env: unknown) => {
+    const res = await app.fetch(req, env as never);
+    if (closing && res.status !== 101) {
+      try {
+        res.headers.set('connection', 'close');
+      } catch {
+        // an immutable Response (Response.redirect): Node's own close below ends the connection
+      }
+    }
+    return res;
+  };
+  const server = serve({ fetch, port: o.port ?? 8787, ...(o.hostname ? { hostname: o.hostname } : {}), websocket: { server: wss } });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -90,19 +105,40 @@ export async function startRelay(o: StartOptions = {}): Promise<RunningRelay> {
     port,
     url: `http://127.0.0.1:${port}`,
     services,
-    async close() {
+    /**
+     * Stops taking work, then lets what is under way finish: no new connections; keep-alive
+     * connections end after the request they are in (idle ones at once, busy ones are told
+     * `Connection: close`); sockets get close code 1001 (going away), so clients reconnect to
+     * another process at once; after `graceMs` whatever is left is cut. Then the writer drains and
+     * the database closes: every acknowledged message was committed.
+     */
+    async close(graceMs = 10_000) {
       clearInterval(sweeper);
-      for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      closing = true;
+      for (const client of wss.clients) client.close(1001, 'relay stopping');
+      const http = server as HttpServer; // serve() without TLS or HTTP/2 options
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      const cut = setTimeout(() => {
+        http.closeAllConnections();
+        for (const client of wss.clients) client.terminate();
+      }, graceMs);
+      await closed;
+      clearTimeout(cut);
       await services.close();
       await database.close();
     },
   };
 }
 
+/**
+ * Behind one trusted proxy, the client is the address that proxy appended: the LAST entry of
+ * X-Forwarded-For. Earlier entries are whatever the client sent, so keying rate limits on the
+ * first one let a client pick its own bucket.
+ */
 function forwardedFor(c: Context): string {
   const xff = c.req.header('x-forwarded-for');
-  return xff?.split(',')[0]?.trim() || socketAddress(c);
+  return xff?.split(',').at(-1)?.trim() || socketAddress(c);
 }
 
 /** Runs the relay as configured by the environment (what `npm start` does). */
@@ -115,18 +151,23 @@ export async function main(): Promise<void> {
   const port = env.PORT ? Number(env.PORT) : 8787;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('PORT must be a whole number from 0 (any free port) to 65535');
   const webRoot = env.PETREL_WEB_ROOT ?? (existsSync(DEFAULT_WEB_ROOT) ? DEFAULT_WEB_ROOT : undefined);
+  if (env.PETREL_METRICS_TOKEN === '') throw new Error('PETREL_METRICS_TOKEN is set but empty: give it a value, or unset it to leave /metrics public');
+  // A misspelt name would otherwise be ignored in silence (other tools' variables are not ours to judge).
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('PETREL_') && !RELAY_VARIABLES.has(name) && !OTHER_TOOLS.test(name)) log('warn', `${name} is not a relay setting (misspelt?); ignored`);
+  }
   const relay = await startRelay({
     port,
     hostname: env.HOST ?? '0.0.0.0',
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : { dataDir: env.PETREL_DATA_DIR ?? './data' }),
-    trustProxy: env.PETREL_TRUST_PROXY === '1',
+    trustProxy: flag(env, 'PETREL_TRUST_PROXY'),
     ...(env.PETREL_DB_POOL ? { poolSize: count(env, 'PETREL_DB_POOL') } : {}),
     log,
     ...(webRoot ? { webRoot } : {}),
     config: {
       inboxRetentionMs: days * 24 * 3600_000,
       ...(env.PETREL_VAPID_SUBJECT ? { vapidSubject: env.PETREL_VAPID_SUBJECT } : {}),
-      pushAllowInsecureEndpoints: env.PETREL_PUSH_ALLOW_HTTP === '1',
+      pushAllowInsecureEndpoints: flag(env, 'PETREL_PUSH_ALLOW_HTTP'),
       ...(env.PETREL_METRICS_TOKEN ? { metricsToken: env.PETREL_METRICS_TOKEN } : {}),
       ...(env.PETREL_WRITER_BATCH ? { writerMaxBatch: count(env, 'PETREL_WRITER_BATCH') } : {}),
       ...(env.PETREL_WRITER_CONCURRENCY ? { writerConcurrency: count(env, 'PETREL_WRITER_CONCURRENCY') } : {}),
@@ -183,7 +224,23 @@ export function runMain(): void {
   });
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runMain();
+
+/** The relay's own variables (README's configuration table). */
+const RELAY_VARIABLES = new Set(
+  'DATA_DIR DB_POOL TRUST_PROXY INBOX_RETENTION_DAYS LOG_LEVEL WEB_ROOT VAPID_SUBJECT PUSH_ALLOW_HTTP PUSH_GRACE_MS METRICS_TOKEN ATTACHMENT_MAX_MB ATTACHMENT_QUOTA_MB ATTACHMENT_RETENTION_DAYS WRITER_BATCH WRITER_LINGER_MS WRITER_CONCURRENCY RATE_LIMIT_SCALE'
+    .split(' ')
+    .map((n) => `PETREL_${n}`),
+);
+/** Variables of the CLI, the benchmarks and the tests, which share a shell with the relay. */
+const OTHER_TOOLS = /^PETREL_(RELAY|PROFILE|RELAY_NODE_ARGS|GROUP_SEEDS|BENCH_.*|AB_.*|TEST_.*)$/;
+
+/** On/off: 1, true, yes, on or 0, false, no, off (any case); unset or empty is off; anything else stops the start. */
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const v = env[name]?.trim().toLowerCase();
+  if (v === undefined || v === '' || v === '0' || v === 'false' || v === 'no' || v === 'off') return false;
+  if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true;
+  throw new Error(`${name} must be 1 or 0 (or true/false, yes/no, on/off)`);
+}
 
 /** A positive number from the environment; a typo stops the start rather than becoming NaN limits. */
 function count(env: NodeJS.ProcessEnv, name: string): number {
@@ -209,3 +266,6 @@ function scaledLimits(k: number) {
   if (!(k > 0)) throw new Error('PETREL_RATE_LIMIT_SCALE must be a positive number');
   return Object.fromEntries(Object.entries(DEFAULT_CONFIG.rateLimits).map(([n, b]) => [n, { burst: b.burst * k, perMinute: b.perMinute * k }])) as unknown as RelayConfig['rateLimits'];
 }
+
+// Last, so that every declaration above is initialised before main() reads it.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runMain();

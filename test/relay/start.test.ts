@@ -24,12 +24,27 @@ test.each([
   ['PETREL_PUSH_GRACE_MS', '-1'],
   ['PETREL_RATE_LIMIT_SCALE', 'x'],
   ['PETREL_LOG_LEVEL', 'verbose'],
+  ['PETREL_TRUST_PROXY', 'maybe'],
+  ['PETREL_PUSH_ALLOW_HTTP', '2'],
+  ['PETREL_METRICS_TOKEN', ''],
 ])('%s=%s is refused at start', (name, value) => {
   const r = start({ [name]: value });
   expect(r.status).toBe(1);
   expect(r.line).toMatchObject({ level: 'error', msg: 'relay failed to start' });
   expect(r.line.error).toContain(name);
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+});
+
+test('a misspelt relay variable is named in a warning', () => {
+  // The pool check fails after the warning, so the start stops without needing a database.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', SERVER], {
+    env: { ...process.env, DATABASE_URL: '', PETREL_LOG_LEVLE: 'debug', PETREL_RELAY: 'http://x', PETREL_DB_POOL: '0' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  expect(r.status).toBe(1);
+  expect(r.stdout).toContain('PETREL_LOG_LEVLE is not a relay setting');
+  expect(r.stdout).not.toContain('PETREL_RELAY '); // the CLI's variable is not the relay's to judge
 });
 
 test('failures name what to change', () => {
