@@ -5,6 +5,8 @@
  *
  *   k      = KDF("Petrel/v1/account-backup", exportKey, 32)
  *   backup = 0x01 || nonce (24) || XChaCha20-Poly1305(k, nonce, accountSecretKey, ad = 0x01)
+ *
+ * OPAQUE's export key is 64 bytes; sealing draws only the nonce, rng(24).
  */
 import { checkBytes, Reader, Writer } from './bytes.ts';
 import { LABEL } from './consts.ts';

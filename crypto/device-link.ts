@@ -15,7 +15,7 @@
  *      claim = 0x01 || deviceId (16) || timestamp (u64 ms) || sig (64)
  *      sig   = Ed25519(signingSecret, L("Petrel/v1/sig/device-claim") || 0x01 || deviceId || timestamp)
  *
- *    The timestamp bounds replay (the relay accepts a window and only for an unclaimed device).
+ *    The timestamp bounds replay (the relay accepts ±300,000 ms and only for an unclaimed device).
  * 4. The account key then travels to the new device inside an ordinary end-to-end message.
  */
 import { checkBytes, equalBytes, Reader, Writer } from './bytes.ts';
@@ -74,8 +74,10 @@ export function decodeDeviceClaim(bytes: Uint8Array): DeviceClaim {
 }
 
 /**
- * Checks a decoded claim against the device's listed key and the verifier's clock; throws
- * bad_signature, identity_mismatch (another device's claim) or invalid_argument (stale).
+ * Checks a decoded claim against the device's listed key and the verifier's clock, in this order:
+ * invalid_argument when |now - timestamp| > maxSkewMs (stale or from the future; the window is
+ * inclusive), then bad_signature when the signature does not verify under the device's signing
+ * key or the claim names another device id; a claim by another device is therefore bad_signature.
  */
 export function verifyDeviceClaim(claim: DeviceClaim, device: DevicePublic, now: number, maxSkewMs: number): void {
   if (Math.abs(now - claim.timestamp) > maxSkewMs) throw new CryptoError('invalid_argument', 'device claim timestamp outside the accepted window');

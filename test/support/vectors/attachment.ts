@@ -15,7 +15,7 @@ import {
   seededRng,
   utf8,
 } from '../../../crypto/index.ts';
-import { applyEdit, type CaseSpec, type Computed, earlierCase, errorCode, hex, In, seedHex, type Tally, type Topic, truncateEdit, type VectorCase, xorEdit } from './core.ts';
+import { appendEdit, applyEdit, type CaseSpec, type Computed, earlierCase, errorCode, hex, In, seedHex, setEdit, type Tally, type Topic, truncateEdit, type VectorCase, xorEdit } from './core.ts';
 import { draws } from './parts.ts';
 
 interface Kept {
@@ -65,6 +65,7 @@ function rejected(name: string, input: CaseSpec['input'], expect: string): CaseS
 // 100 bytes in chunks of 32: four chunks of 49, 49, 49 and 4 + 17 = 21 bytes, 168 in all.
 const CT_100_32 = 3 * (32 + 17) + (4 + 17);
 // AttachmentPointer: version, 32 key, u32 chunkSize, u64 size, 32 hash.
+const POINTER_CHUNK_SIZE_AT = 1 + 32;
 const POINTER_SIZE_LAST_BYTE = 1 + 32 + 4 + 7;
 const POINTER_HASH_AT = 1 + 32 + 4 + 8;
 
@@ -74,7 +75,10 @@ export const attachmentTopic: Topic = {
     'Attachments: key = seededRng(seed)(32); header = KDF("Petrel/v1/attachment-header", key, 24); the plaintext is cut into chunkSize pieces, ' +
     'each pushed through crypto_secretstream_xchacha20poly1305 initialised from (key, header) with no AD, tag FINAL (3) on the last and ' +
     'MESSAGE (0) on the others (an empty file is one empty FINAL chunk); hash = BLAKE2b-256(ciphertext); pointer = the AttachmentPointer ' +
-    'encoding. Negative cases edit the ciphertext or the pointer of the 100-byte case and decrypt.',
+    'encoding. There are max(1, ceil(size / chunkSize)) chunks: a size that is a multiple of chunkSize ends with a full FINAL chunk, never an ' +
+    'extra empty one (32 and 64 bytes in chunks of 32). Negative cases edit the ciphertext or the pointer of the 100-byte case and decrypt: ' +
+    'the ciphertext length must be size + 17 per chunk, so too short and too long both give attachment_truncated; chunkSize outside ' +
+    '1..2^24 is malformed when the pointer decodes; a failed chunk is decrypt_failed; a wrong hash is hash_mismatch.',
   spec: 'crypto/PROTOCOL.md §12, §10.1 (AttachmentPointer)',
   cases() {
     return [
@@ -92,6 +96,13 @@ export const attachmentTopic: Topic = {
       rejected('pointer with another hash', { editPointer: xorEdit(POINTER_HASH_AT + 31, 0x01) }, 'hash_mismatch'),
       rejected('pointer with another key', { editPointer: xorEdit(1, 0x01) }, 'decrypt_failed'),
       rejected('pointer with a larger size', { editPointer: xorEdit(POINTER_SIZE_LAST_BYTE, 0x01) }, 'attachment_truncated'),
+      sized(64, 32),
+      rejected('one byte too long (the length check gives attachment_truncated)', { editCiphertext: appendEdit('00') }, 'attachment_truncated'),
+      rejected('an empty chunk appended after the final one', { editCiphertext: appendEdit('00'.repeat(17)) }, 'attachment_truncated'),
+      rejected('pointer with a smaller size', { editPointer: setEdit(POINTER_SIZE_LAST_BYTE, '63') }, 'attachment_truncated'),
+      rejected('pointer with chunk size 0', { editPointer: setEdit(POINTER_CHUNK_SIZE_AT, '00000000') }, 'malformed'),
+      rejected('pointer with chunk size 2^24 + 1', { editPointer: setEdit(POINTER_CHUNK_SIZE_AT, '01000001') }, 'malformed'),
+      rejected('pointer with chunk size 2^24 (valid; the ciphertext length no longer fits)', { editPointer: setEdit(POINTER_CHUNK_SIZE_AT, '01000000') }, 'attachment_truncated'),
     ];
   },
   compute(c, earlier) {

@@ -20,8 +20,9 @@ import {
 } from '../../../crypto/index.ts';
 import { applyEdit, errorCode, hex, In, seedHex, type Tally, type Topic, type VectorCase, xorEdit } from './core.ts';
 import { ed25519Verify } from './independent.ts';
-import { deviceJson, labelPrefix } from './parts.ts';
+import { deviceJson, devicePublicJson, draws, labelPrefix } from './parts.ts';
 
+/** The relay's claim window (relay/routes/devices.ts CLAIM_WINDOW_MS), recorded in each claim case as `window`. */
 const WINDOW = 300_000;
 
 function u64(v: number): Uint8Array {
@@ -35,19 +36,29 @@ export const deviceLinkTopic: Topic = {
   description:
     'Linking and backup. rng = seededRng(seed); device = generateDevice(rng). linkCode = 0x01 || signingKey || dhKey. ' +
     'claim = 0x01 || deviceId || u64(timestamp) || Ed25519(signingSecret, L("Petrel/v1/sig/device-claim") || 0x01 || deviceId || u64(timestamp)), ' +
-    'verified within ±300,000 ms of `now`. Backup: account = generateAccountKey(rng), exportKey = rng(64), ' +
-    'k = KDF("Petrel/v1/account-backup", exportKey, 32), backup = 0x01 || nonce (rng(24)) || XChaCha20-Poly1305(k, nonce, accountSecretKey, ad = 0x01). ' +
-    'Negative cases: an edited claim or backup, a stale claim, a link code of another version.',
+    'verified at time `now` against the device (or, with checkedAgainstSeed, against the device generateDevice(seededRng(checkedAgainstSeed))): ' +
+    'refused with invalid_argument when |now - timestamp| > window (inclusive window; the relay uses 300,000 ms), then bad_signature when the ' +
+    'signature or the device id does not match the device checked against. Backup: account = generateAccountKey(rng), exportKey = rng(64), ' +
+    'k = KDF("Petrel/v1/account-backup", exportKey, 32), backup = 0x01 || nonce (rng(24)) || XChaCha20-Poly1305(k, nonce, accountSecretKey, ad = 0x01), ' +
+    'so the draws are: account seed (32), exportKey (64), nonce (24). Negative cases: an edited claim or backup, a stale claim, a claim checked ' +
+    'against another device, a backup opened with another export key (exportKey edited by editExportKey), a link code of another version.',
   spec: 'crypto/PROTOCOL.md §4.1, §4.2',
   cases() {
+    const link1 = seedHex('Petrel test vectors: link 1');
+    const link2 = seedHex('Petrel test vectors: link 2');
+    const backup1 = seedHex('Petrel test vectors: backup 1');
     return [
-      { name: 'link code and claim, seed 1', input: { seed: seedHex('Petrel test vectors: link 1'), timestamp: 1_795_000_000_000, now: 1_795_000_060_000 } },
-      { name: 'link code and claim, seed 2', input: { seed: seedHex('Petrel test vectors: link 2'), timestamp: 1_700_000_000_000, now: 1_700_000_000_000 } },
-      { name: 'stale claim', input: { seed: seedHex('Petrel test vectors: link 1'), timestamp: 1_795_000_000_000, now: 1_795_000_300_001 }, expect: 'invalid_argument' },
-      { name: 'claim with a flipped signature bit', input: { seed: seedHex('Petrel test vectors: link 1'), timestamp: 1_795_000_000_000, now: 1_795_000_000_000, editClaim: xorEdit(40, 0x01) }, expect: 'bad_signature' },
-      { name: 'link code of version 2', input: { seed: seedHex('Petrel test vectors: link 1'), editCode: xorEdit(0, 0x03) }, expect: 'unknown_version' },
-      { name: 'backup, seed 1', input: { backupSeed: seedHex('Petrel test vectors: backup 1') } },
-      { name: 'backup with a flipped ciphertext bit', input: { backupSeed: seedHex('Petrel test vectors: backup 1'), editBackup: xorEdit(30, 0x80) }, expect: 'decrypt_failed' },
+      { name: 'link code and claim, seed 1', input: { seed: link1, timestamp: 1_795_000_000_000, now: 1_795_000_060_000, window: WINDOW } },
+      { name: 'link code and claim, seed 2', input: { seed: link2, timestamp: 1_700_000_000_000, now: 1_700_000_000_000, window: WINDOW } },
+      { name: 'stale claim', input: { seed: link1, timestamp: 1_795_000_000_000, now: 1_795_000_300_001, window: WINDOW }, expect: 'invalid_argument' },
+      { name: 'claim with a flipped signature bit', input: { seed: link1, timestamp: 1_795_000_000_000, now: 1_795_000_000_000, editClaim: xorEdit(40, 0x01), window: WINDOW }, expect: 'bad_signature' },
+      { name: 'link code of version 2', input: { seed: link1, editCode: xorEdit(0, 0x03) }, expect: 'unknown_version' },
+      { name: 'backup, seed 1', input: { backupSeed: backup1 } },
+      { name: 'backup with a flipped ciphertext bit', input: { backupSeed: backup1, editBackup: xorEdit(30, 0x80) }, expect: 'decrypt_failed' },
+      { name: 'claim at the edge of the window', input: { seed: link1, timestamp: 1_795_000_000_000, now: 1_795_000_300_000, window: WINDOW } },
+      { name: 'claim from the future, just outside the window', input: { seed: link1, timestamp: 1_795_000_000_000, now: 1_794_999_699_999, window: WINDOW }, expect: 'invalid_argument' },
+      { name: 'claim checked against another device', input: { seed: link1, timestamp: 1_795_000_000_000, now: 1_795_000_000_000, window: WINDOW, checkedAgainstSeed: link2 }, expect: 'bad_signature' },
+      { name: 'backup opened with another export key', input: { backupSeed: backup1, editExportKey: xorEdit(63, 0x01) }, expect: 'decrypt_failed' },
     ];
   },
   compute(c) {
@@ -60,6 +71,10 @@ export const deviceLinkTopic: Topic = {
       const edited = i.has('editBackup') ? applyEdit(backup, i.obj('editBackup')) : backup;
       const out = { accountSecretKey: hex(account.secretKey), exportKey: hex(exportKey), backupKey: hex(kdf(LABEL.backup, exportKey, 32)), backup: hex(edited) };
       if (i.has('editBackup')) return { output: { ...out, error: errorCode(() => openAccountBackup(exportKey, edited)) } };
+      if (i.has('editExportKey')) {
+        const other = applyEdit(exportKey, i.obj('editExportKey'));
+        return { output: { ...out, openedWith: hex(other), error: errorCode(() => openAccountBackup(other, edited)) } };
+      }
       return { output: { ...out, opened: hex(openAccountBackup(exportKey, edited)) } };
     }
     const device = generateDevice(seededRng(i.hex('seed')));
@@ -70,19 +85,28 @@ export const deviceLinkTopic: Topic = {
     }
     const claim = signDeviceClaim(device, i.num('timestamp'));
     const edited = i.has('editClaim') ? applyEdit(claim, i.obj('editClaim')) : claim;
-    const error = errorCode(() => verifyDeviceClaim(decodeDeviceClaim(edited), publicPart(device), i.num('now'), WINDOW));
+    const against = i.has('checkedAgainstSeed') ? generateDevice(seededRng(i.hex('checkedAgainstSeed'))) : device;
+    const error = errorCode(() => verifyDeviceClaim(decodeDeviceClaim(edited), publicPart(against), i.num('now'), i.num('window')));
     return {
       output: {
         device: deviceJson(device),
         linkCode: hex(code),
         linkCodeDeviceId: hex(decodeLinkCode(code).deviceId),
         claim: hex(edited),
+        ...(against !== device ? { checkedAgainst: devicePublicJson(against) } : {}),
         ...(error !== 'none' ? { error } : { verified: true }),
       },
     };
   },
   crossCheck(c: VectorCase, _kept, t: Tally) {
     const o = In.of(c.output, 'output');
+    if (o.has('exportKey')) {
+      // Draw order: account seed (32), exportKey (64), nonce (24); the nonce is backup[1..25].
+      const [seed, exportKey, nonce] = draws(In.of(c.input, 'input').hex('backupSeed'), [32, 64, 24]) as [Uint8Array, Uint8Array, Uint8Array];
+      t.bytes(o.hex('accountSecretKey').subarray(0, 32), seed, 'account seed is the first draw');
+      t.bytes(o.hex('exportKey'), exportKey, 'exportKey is the second draw (64 bytes)');
+      t.bytes(o.hex('backup').subarray(1, 25), nonce, 'nonce is the third draw');
+    }
     if (!o.has('claim') || o.has('error')) return;
     const claim = o.hex('claim');
     const d = o.obj('device');

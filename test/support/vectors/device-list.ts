@@ -36,6 +36,8 @@ import {
   type Topic,
   type VectorCase,
   VectorShapeError,
+  setEdit,
+  truncateEdit,
   xorEdit,
 } from './core.ts';
 import { ed25519Verify } from './independent.ts';
@@ -108,11 +110,13 @@ function computeVerify(i: In, h: History): Computed {
     return s;
   };
   const target = pick(i.num('list'));
-  const bytes = i.has('edit') ? applyEdit(target.bytes, i.obj('edit')) : target.bytes;
+  // `edit` is one edit; `edits` several, applied in order.
+  const edits = i.has('edits') ? i.objs('edits') : i.has('edit') ? [i.obj('edit')] : [];
+  const bytes = edits.reduce((b, e) => applyEdit(b, e), target.bytes);
   const pinned = i.has('pinned') ? (i.str('pinned') === 'other' ? h.other : h.account).publicKey : undefined;
   const previous = i.optNum('previous');
   const opts = { userId: i.str('userId'), ...(pinned ? { pinnedAccountKey: pinned } : {}), ...(previous !== null ? { previous: pick(previous) } : {}) };
-  const out: JsonObject = i.has('edit') ? { bytes: hex(bytes) } : {};
+  const out: JsonObject = edits.length > 0 ? { bytes: hex(bytes) } : {};
   const r = attempt(() => verifyDeviceList(bytes, opts));
   if (!r.ok) return { output: { ...out, error: r.error } };
   return { output: { ...out, version: r.value.version, active: activeDevices(r.value).map((d) => hex(d.deviceId)) } };
@@ -134,6 +138,11 @@ function bodyLength(userId: string, names: readonly string[]): number {
   return 1 + 1 + utf8(userId).length + 32 + 8 + 2 + names.reduce((n, name) => n + 16 + 32 + 32 + 1 + utf8(name).length + 8 + 8, 0);
 }
 
+/** Byte offset of the u16 entry count in a list body. */
+function countOffset(userId: string): number {
+  return 1 + 1 + utf8(userId).length + 32 + 8;
+}
+
 /** Byte offset of the last byte of entry 0's addedAt in a list body. */
 function addedAtOffset(userId: string, firstName: string): number {
   return bodyLength(userId, []) + 16 + 32 + 32 + 1 + utf8(firstName).length + 7;
@@ -147,7 +156,11 @@ export const deviceListTopic: Topic = {
     'each entry of `lists` is built by an op: new (first list, version 1), add, remove (sets removedAt), and, breaking the rules on purpose, ' +
     'drop (deletes an entry) and restore (clears removedAt); every list is signed by its account key. ' +
     'Verify cases run the full §4 verification of list `list` (optionally edited) for userId, with the pinned key and previous list given, ' +
-    'and record the accepted version and active device ids, or the error.',
+    'and record the accepted version and active device ids, or the error; `edit` (one) or `edits` (several, in order) change the bytes first. ' +
+    'Decoding refuses, in order: a count above 256 as soon as it is read (malformed), a user id or name that is not UTF-8 (malformed), ' +
+    'bytes after the last entry (trailing_bytes), a structural rule such as count 0 (device_list_invalid), then the signature (bad_signature). ' +
+    'Op cases apply an op to list `list` and record the error: removing a device already removed (unknown_device), adding a listed one ' +
+    '(device_list_invalid).',
   spec: 'crypto/PROTOCOL.md §4',
   cases() {
     const names = { laptop: 'laptop', phone: 'phone', tablet: 'tablet' };
@@ -187,6 +200,14 @@ export const deviceListTopic: Topic = {
       verifyCase('a removed device came back', { list: 6, previous: 3 }, 'device_list_invalid'),
       { name: 'removing a removed device', input: { from: 'history', list: 3, op: { op: 'remove', device: 1, now: T0 + 240_000 } }, expect: 'unknown_device' },
       { name: 'adding a listed device', input: { from: 'history', list: 3, op: { op: 'add', device: 2, name: 'again', now: T0 + 240_000 } }, expect: 'device_list_invalid' },
+      verifyCase('entry count 0 (the entry cut off; the last 64 bytes stand as the signature)', {
+        list: 0,
+        pinned: null,
+        edits: [truncateEdit(countOffset(USER) + 2 + 64), setEdit(countOffset(USER), '0000')],
+      }, 'device_list_invalid'),
+      verifyCase('entry count 257', { list: 0, pinned: null, edit: setEdit(countOffset(USER), '0101') }, 'malformed'),
+      verifyCase('device name not UTF-8', { list: 0, pinned: null, edit: setEdit(countOffset(USER) + 2 + 16 + 32 + 32 + 1, 'ff') }, 'malformed'),
+      verifyCase('user id not UTF-8', { list: 0, pinned: null, edit: setEdit(2, 'c0') }, 'malformed'),
     ];
   },
   compute(c, earlier) {

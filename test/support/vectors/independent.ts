@@ -2,7 +2,7 @@
 // values the vectors record: X25519 and Ed25519 (RFC 7748 / RFC 8032) and unkeyed BLAKE2b-512.
 // The vectors are produced with libsodium through crypto/; agreeing with OpenSSL on these shows
 // the recorded intermediate values are the standard functions, not an accident of one library.
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, verify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, sign, verify } from 'node:crypto';
 
 // DER prefixes that wrap a raw 32-byte key as PKCS#8 (private) or SPKI (public), RFC 8410.
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
@@ -37,6 +37,15 @@ export function ed25519Verify(signature: Uint8Array, message: Uint8Array, public
   if (signature.length !== 64 || publicKey.length !== 32) return false;
   const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, publicKey]), format: 'der', type: 'spki' });
   return verify(null, message, key, signature);
+}
+
+/**
+ * An Ed25519 signature by OpenSSL (deterministic, RFC 8032: the same bytes libsodium makes). Used
+ * to sign what crypto/ will not: a prekey whose key libsodium refuses, for a negative vector.
+ */
+export function ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
+  const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, seed]), format: 'der', type: 'pkcs8' });
+  return new Uint8Array(sign(null, message, key));
 }
 
 /** Unkeyed BLAKE2b with a 64-byte output (the only BLAKE2b variant OpenSSL exposes). */

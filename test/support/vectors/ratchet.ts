@@ -24,7 +24,7 @@ import {
   seededRng,
 } from '../../../crypto/index.ts';
 import { applyEdit, attempt, type Computed, hex, In, type Json, type JsonObject, seedHex, setEdit, type Tally, type Topic, utf8Hex, type VectorCase, VectorShapeError, xorEdit } from './core.ts';
-import { deviceJson, lookupIn, messageKeyOf } from './parts.ts';
+import { deviceJson, draws, lookupIn, messageKeyOf } from './parts.ts';
 
 type PartyName = 'alice' | 'bob';
 
@@ -46,9 +46,11 @@ function setUp(i: In): Conversation {
   const alice = generateDevice(aliceRng);
   const bobRng = seededRng(i.hex('bob'));
   const bob = generateDevice(bobRng);
-  const spk = generatePrekey(bob, PrekeyKind.signed, 1, bobRng);
-  const otk = generatePrekey(bob, PrekeyKind.oneTime, 100, bobRng);
-  const pq = generatePrekey(bob, PrekeyKind.pqOneTime, 200, bobRng);
+  // bobPrekeys: the ids of his signed, one-time and pq one-time prekeys, generated in that order.
+  const [spkId, otkId, pqId] = i.nums('bobPrekeyIds') as [number, number, number];
+  const spk = generatePrekey(bob, PrekeyKind.signed, spkId, bobRng);
+  const otk = generatePrekey(bob, PrekeyKind.oneTime, otkId, bobRng);
+  const pq = generatePrekey(bob, PrekeyKind.pqOneTime, pqId, bobRng);
   const bundle: PrekeyBundle = { deviceId: bob.deviceId, signedPrekey: spk.public, pqPrekey: pq.public, oneTimePrekey: otk.public };
   return {
     alice: { device: alice, rng: aliceRng, session: initiateSession(alice, publicPart(bob), bundle, aliceRng) },
@@ -145,6 +147,31 @@ function script(): StepInput[] {
   ];
 }
 
+/**
+ * A refused message that carries a new ratchet key, then the same message intact (§7.4): the refused
+ * one's DH step draws rng(32) before authentication fails and the draw is not undone, so the accepted
+ * one's DH step takes the next 32 bytes. Then the MAX_SKIP bound on a chain already held.
+ */
+function refusedScript(): StepInput[] {
+  const send = (party: PartyName, text: string): StepInput => ({ party, send: utf8Hex(text) });
+  const recv = (party: PartyName, receive: number, edit?: JsonObject): StepInput => ({ party, receive, ...(edit ? { edit } : {}) });
+  return [
+    send('alice', 'alice: first'), // m0, prekey message
+    recv('bob', 0), // bob's session; his DH step draws his first 32 bytes
+    send('bob', 'bob: reply on a new ratchet key'), // m1
+    recv('alice', 1, xorEdit(CIPHERTEXT_AT, 0x01)), // new ratchet key, tampered: the DH step draws, then decrypt_failed
+    recv('alice', 1), // accepted: this DH step's ratchet secret is alice's *second* draw after setup
+    send('alice', 'alice: on the ratchet key from the second draw'), // m2 carries that key
+    recv('bob', 2),
+    send('bob', 'bob: m3'), // m3, on bob's next chain
+    recv('alice', 3), // alice's chain for bob's key now expects index 1
+    send('bob', 'bob: m4'), // m4, index 1
+    recv('alice', 4, setEdit(INDEX_AT, '000007d2')), // index 2002 on a held chain: 2001 keys to derive, too_many_skipped
+    recv('alice', 4, setEdit(INDEX_AT, '000007d1')), // index 2001: 2000 keys is allowed, then decrypt_failed
+    recv('alice', 4),
+  ];
+}
+
 function computeConversation(i: In): Computed {
   const c = setUp(i);
   const setup = {
@@ -167,10 +194,22 @@ export const ratchetTopic: Topic = {
     'Each step: `party` sends `send` (output: the DeviceMessage, the message key it used, the sender\'s Session state after) or receives the ' +
     '`receive`-th message sent, optionally edited (output: plaintext or error, and the receiver\'s state after, unchanged on error). ' +
     'Each party\'s DH ratchet steps draw from its own rng; bob\'s first prekey message creates his session (respondToPrekey). ' +
-    'Refused steps never reach a DH step, so they draw nothing.',
+    'bobPrekeyIds are the ids of his signed, one-time and pq one-time prekeys (generated in that order). ' +
+    'In case "conversation" no refused step carries a new ratchet key, so refused steps draw nothing. In case "refused message with a new ' +
+    'ratchet key" step 3 does: its DH step draws rng(32) before authentication fails, the draw is not undone, and the DH step of step 4 ' +
+    '(the same message intact) takes the next 32 bytes; an implementation that undoes the draw gets another ratchet key from step 4 on (§7.4). ' +
+    'That case also refuses index 2002 on a chain already held (too_many_skipped: 2001 keys to derive) and accepts the bound ' +
+    '(index 2001: 2000 keys, then decrypt_failed on the forged header).',
   spec: 'crypto/PROTOCOL.md §7, §10.1, §10.2',
   cases() {
-    return [{ name: 'conversation', input: { alice: seedHex('Petrel test vectors: ratchet alice'), bob: seedHex('Petrel test vectors: ratchet bob'), steps: script() } }];
+    const bobPrekeyIds = [1, 100, 200];
+    return [
+      { name: 'conversation', input: { alice: seedHex('Petrel test vectors: ratchet alice'), bob: seedHex('Petrel test vectors: ratchet bob'), bobPrekeyIds, steps: script() } },
+      {
+        name: 'refused message with a new ratchet key',
+        input: { alice: seedHex('Petrel test vectors: ratchet refused alice'), bob: seedHex('Petrel test vectors: ratchet refused bob'), bobPrekeyIds, steps: refusedScript() },
+      },
+    ];
   },
   compute(c) {
     return computeConversation(In.of(c.input, 'input'));
@@ -195,5 +234,12 @@ export const ratchetTopic: Topic = {
       if (o.has('error') && last[party]) t.bytes(state ?? new Uint8Array(0), last[party]!, `step ${n} refused: state unchanged`);
       last[party] = state;
     });
+    if (c.name === 'refused message with a new ratchet key') {
+      // alice's draws: device (32, 32), session setup (ek 32, X-Wing 64, ratchet 32), the refused
+      // step's DH step (32), the accepted one's (32). Her state after step 4 holds the last of them.
+      const secret = draws(In.of(c.input, 'input').hex('alice'), [32, 32, 32, 64, 32, 32, 32])[6]!;
+      const after = out[4]?.has('state') ? decodeSession(out[4].hex('state')) : null;
+      t.bytes(after?.ourRatchet.secret ?? new Uint8Array(0), secret, 'step 4 ratchet secret is alice\'s draw after the refused step\'s');
+    }
   },
 };

@@ -26,6 +26,7 @@ import {
   respondToPrekey,
   type Session,
   seededRng,
+  utf8,
 } from '../../../crypto/index.ts';
 import {
   applyEdit,
@@ -45,7 +46,8 @@ import {
   VectorShapeError,
   xorEdit,
 } from './core.ts';
-import { x25519, x25519Public } from './independent.ts';
+import { ed25519Sign, x25519, x25519Public } from './independent.ts';
+import { prekeySignedMessage } from './prekeys.ts';
 import { deviceJson, devicePublicJson, draws, lookupIn, messageKeyOf } from './parts.ts';
 
 interface Parties {
@@ -156,6 +158,20 @@ function computeHandshake(i: In, p: Parties): Computed {
   return { output, keep };
 }
 
+/**
+ * A negative case on the initiator's side: the bundle's pq prekey replaced by an X-Wing key libsodium
+ * refuses (edited, then signed again by bob's device key so the bundle still verifies, §5).
+ */
+function computeRejectedPqKey(i: In, p: Parties): Computed {
+  const good = bundleOf(i, p);
+  const publicKey = applyEdit(good.pqPrekey.publicKey, i.obj('editPqKey'));
+  const signature = ed25519Sign(p.bob.signingSecret.subarray(0, 32), prekeySignedMessage(p.bob.deviceId, good.pqPrekey.kind, good.pqPrekey.id, publicKey));
+  const bundle: PrekeyBundle = { ...good, pqPrekey: { ...good.pqPrekey, publicKey, signature } };
+  // Any RNG: the key is refused whatever ek = rng(32) was, so the case records no seed.
+  const error = errorCode(() => initiateSession(p.alice, publicPart(p.bob), bundle, seededRng(utf8('Petrel test vectors: any initiator'))));
+  return { output: { bundle: hex(encodeBundle(bundle)), error } };
+}
+
 /** A negative case: the responder's side on an edited prekey message, a smaller key store or another listed sender. */
 function computeRejected(i: In, h: Handshake): Computed {
   const message = i.has('edit') ? applyEdit(h.prekeyMessage, i.obj('edit')) : h.prekeyMessage;
@@ -191,9 +207,13 @@ export const sessionSetupTopic: Topic = {
     'ek (32), the X-Wing encapsulation seed (64), the first ratchet secret (32); DH1 = X25519(IK_A, SPK), DH2 = X25519(ek, IK_B), ' +
     'DH3 = X25519(ek, SPK), DH4 = X25519(ek, OPK) or null; SK = KDF("Petrel/v1/PQXDH", 0xff*32 || DH1 || DH2 || DH3 [|| DH4] || SS, 32) ' +
     'is responder.sk (SS is X-Wing.Decaps(pqCiphertext, pq prekey secret)); (rootKey, sendingChainKey) = KDF_RK(SK, X25519(ratchetSecret, SPK)); ' +
-    'messageKey encrypts the first message (plaintext). The responder decrypts it with rng = seededRng(responderSeed) (first draw: its new ' +
+    'messageKey encrypts the first message (plaintext); initiator.state is the initiator\'s Session after that first message is encrypted ' +
+    '(sending index 1, pending prekey header kept). The responder decrypts it with rng = seededRng(responderSeed) (first draw: its new ' +
     'ratchet secret), then replies and the initiator decrypts the reply, confirming the session. States are Session encodings (§10.2). ' +
-    'Negative cases edit the first prekey message or take keys away from the responder.',
+    'Negative cases edit the first prekey message or take keys away from the responder: a base key that is low-order, has its top bit ' +
+    '(bit 7 of byte 31) set, or equals the signed prekey is invalid_public_key (§6 step 2). The case with editPqKey edits bob\'s pq prekey ' +
+    'public key, signs it again with bob\'s device key (so the bundle verifies) and has the initiator start a session: libsodium refuses ' +
+    'the X-Wing key (its first ML-KEM coefficient is 0xfff >= q = 3329), invalid_public_key, after ek = rng(32) was drawn.',
   spec: 'crypto/PROTOCOL.md §6, §7',
   cases() {
     const hs = (name: string, oneTime: number | null, pq: number, n: number): CaseSpec => ({
@@ -209,21 +229,21 @@ export const sessionSetupTopic: Topic = {
         reply: utf8Hex(`reply ${n}`),
       },
     });
+    const partiesInput = {
+      alice: seedHex('Petrel test vectors: alice'),
+      bob: seedHex('Petrel test vectors: bob'),
+      mallory: seedHex('Petrel test vectors: mallory'),
+      bobPrekeys: [
+        { kind: PrekeyKind.signed, id: 7 },
+        { kind: PrekeyKind.oneTime, id: 1001 },
+        { kind: PrekeyKind.pqOneTime, id: 2001 },
+        { kind: PrekeyKind.pqLastResort, id: 3000 },
+      ],
+    };
+    // The signed prekey's public key, for the case that sends it back as the base key.
+    const signedPrekeyHex = hex((computeParties(In.of(partiesInput, 'input')).keep as Parties).publics[0]!.publicKey);
     return [
-      {
-        name: 'parties',
-        input: {
-          alice: seedHex('Petrel test vectors: alice'),
-          bob: seedHex('Petrel test vectors: bob'),
-          mallory: seedHex('Petrel test vectors: mallory'),
-          bobPrekeys: [
-            { kind: PrekeyKind.signed, id: 7 },
-            { kind: PrekeyKind.oneTime, id: 1001 },
-            { kind: PrekeyKind.pqOneTime, id: 2001 },
-            { kind: PrekeyKind.pqLastResort, id: 3000 },
-          ],
-        },
-      },
+      { name: 'parties', input: partiesInput },
       hs('with a one-time prekey', 1, 2, 1),
       hs('without a one-time prekey, pq last resort', null, 3, 2),
       rejected('tampered X-Wing ciphertext', { edit: xorEdit(PQ_CIPHERTEXT_AT + 100, 0x01) }, 'decrypt_failed'),
@@ -232,12 +252,22 @@ export const sessionSetupTopic: Topic = {
       rejected('pq prekey no longer held', { drop: 'pq' }, 'unknown_prekey'),
       rejected('sender is not the listed device', { listedSender: 'mallory' }, 'identity_mismatch'),
       rejected('all-zero (low-order) base key', { edit: setEdit(BASE_KEY_AT, '00'.repeat(32)) }, 'invalid_public_key'),
+      rejected('base key with its top bit set', { edit: xorEdit(BASE_KEY_AT + 31, 0x80) }, 'invalid_public_key'),
+      rejected('base key equal to the signed prekey', { edit: setEdit(BASE_KEY_AT, signedPrekeyHex) }, 'invalid_public_key'),
+      {
+        name: 'X-Wing prekey with an ML-KEM coefficient >= q, signed',
+        input: { from: 'parties', signed: 0, pq: 2, oneTime: 1, editPqKey: setEdit(0, 'ffffff') },
+        expect: 'invalid_public_key',
+      },
     ];
   },
   compute(c, earlier) {
     const i = In.of(c.input, 'input');
     if (!i.has('from')) return computeParties(i);
-    if (i.str('from') === 'parties') return computeHandshake(i, earlierCase<Parties>(earlier, 'parties'));
+    if (i.str('from') === 'parties') {
+      const p = earlierCase<Parties>(earlier, 'parties');
+      return i.has('editPqKey') ? computeRejectedPqKey(i, p) : computeHandshake(i, p);
+    }
     return computeRejected(i, earlierCase<Handshake>(earlier, i.str('from')));
   },
   crossCheck(c: VectorCase, kept, t: Tally) {

@@ -28,7 +28,6 @@ import {
   seededRng,
   signDeviceList,
   startSession,
-  utf8,
   withDeviceAdded,
   withDeviceRemoved,
 } from '../../../crypto/index.ts';
@@ -61,9 +60,12 @@ interface Encoding {
   readonly context?: Record<string, string>;
 }
 
+/** The device list's base time (ms): the first device's addedAt; the second is added 1 s later and removed 2 s later. */
 const T0 = 1_700_000_000_000;
 
 function parties(i: In) {
+  // Draw order: alice's rng gives her account key, device, second device; bob's his account key, device,
+  // then his prekeys (signed, one-time, pq one-time, pq last resort) with the ids in bobPrekeyIds.
   const aliceRng = seededRng(i.hex('alice'));
   const aliceAccount = generateAccountKey(aliceRng);
   const alice = generateDevice(aliceRng);
@@ -71,10 +73,11 @@ function parties(i: In) {
   const bobRng = seededRng(i.hex('bob'));
   const bobAccount = generateAccountKey(bobRng);
   const bob = generateDevice(bobRng);
-  const spk = generatePrekey(bob, PrekeyKind.signed, 1, bobRng);
-  const otk = generatePrekey(bob, PrekeyKind.oneTime, 100, bobRng);
-  const pq = generatePrekey(bob, PrekeyKind.pqOneTime, 200, bobRng);
-  const last = generatePrekey(bob, PrekeyKind.pqLastResort, 300, bobRng);
+  const ids = i.obj('bobPrekeyIds');
+  const spk = generatePrekey(bob, PrekeyKind.signed, ids.num('signed'), bobRng);
+  const otk = generatePrekey(bob, PrekeyKind.oneTime, ids.num('oneTime'), bobRng);
+  const pq = generatePrekey(bob, PrekeyKind.pqOneTime, ids.num('pqOneTime'), bobRng);
+  const last = generatePrekey(bob, PrekeyKind.pqLastResort, ids.num('pqLastResort'), bobRng);
   const bundle: PrekeyBundle = { deviceId: bob.deviceId, signedPrekey: spk.public, pqPrekey: pq.public, oneTimePrekey: otk.public };
   const bundleLast: PrekeyBundle = { deviceId: bob.deviceId, signedPrekey: spk.public, pqPrekey: last.public, oneTimePrekey: null };
   return { aliceRng, aliceAccount, alice, alice2, bobRng, bobAccount, bob, spk, otk, pq, last, bundle, bundleLast, secrets: [spk.secret, otk.secret, pq.secret, last.secret] };
@@ -86,23 +89,25 @@ type Parties = ReturnType<typeof parties>;
  * b1 first and sends a2. Session 2 (as after a restore): alice starts again from the last-resort
  * bundle and sends a3; bob keeps session 1 inactive.
  */
-function conversation(p: Parties): Encoding[] {
+function conversation(p: Parties, i: In, transcript: Record<string, string>): Encoding[] {
+  const text = i.obj('plaintexts');
   const [aPub, bPub] = [publicPart(p.alice), publicPart(p.bob)];
   const fromBob = (r: DeviceSessions, m: Uint8Array) => decryptFromDevice(r, m, p.alice, bPub, lookupIn([]), p.aliceRng).record;
   const fromAlice = (r: DeviceSessions, m: Uint8Array) => decryptFromDevice(r, m, p.bob, aPub, lookupIn(p.secrets), p.bobRng).record;
   let a = startSession(EMPTY_DEVICE_SESSIONS, p.alice, bPub, p.bundle, p.aliceRng);
   const pendingSession = encodeSession(a.active!);
-  const a0 = encryptForDevice(a, utf8('a0'));
-  const a1 = encryptForDevice(a0.record, utf8('a1'));
+  const a0 = encryptForDevice(a, text.hex('a0'));
+  const a1 = encryptForDevice(a0.record, text.hex('a1'));
   let b = fromAlice(EMPTY_DEVICE_SESSIONS, a1.message);
-  const b0 = encryptForDevice(b, utf8('b0'));
-  const b1 = encryptForDevice(b0.record, utf8('b1'));
+  const b0 = encryptForDevice(b, text.hex('b0'));
+  const b1 = encryptForDevice(b0.record, text.hex('b1'));
   a = fromBob(a1.record, b1.message);
-  const a2 = encryptForDevice(a, utf8('a2'));
+  const a2 = encryptForDevice(a, text.hex('a2'));
   b = fromAlice(b1.record, a2.message);
   const confirmedSession = encodeSession(b.active!);
-  const a3 = encryptForDevice(startSession(a2.record, p.alice, bPub, p.bundleLast, p.aliceRng), utf8('a3'));
+  const a3 = encryptForDevice(startSession(a2.record, p.alice, bPub, p.bundleLast, p.aliceRng), text.hex('a3'));
   b = fromAlice(b, a3.message);
+  for (const [name, sent] of Object.entries({ a0, a1, b0, b1, a2, a3 })) transcript[name] = hex(sent.message);
   const b1Body = decodeDeviceMessage(b1.message);
   if (b1Body.kind !== MessageKind.ratchet) throw new VectorShapeError('b1 is not a ratchet message');
   return [
@@ -119,8 +124,9 @@ function conversation(p: Parties): Encoding[] {
 /** Everything else, after the conversation (alice's remaining draws: the payload key, the attachment key). */
 function artifacts(i: In, p: Parties): Encoding[] {
   const [userA, userB] = [i.str('aliceUserId'), i.str('bobUserId')];
-  let list = newDeviceList(userA, p.aliceAccount.publicKey, p.alice, 'laptop', T0);
-  list = withDeviceRemoved(withDeviceAdded(list, p.alice2, 'phone', T0 + 1000), p.alice2.deviceId, T0 + 2000);
+  const l = i.obj('deviceList');
+  let list = newDeviceList(userA, p.aliceAccount.publicKey, p.alice, l.str('firstName'), l.num('firstAddedAt'));
+  list = withDeviceRemoved(withDeviceAdded(list, p.alice2, l.str('secondName'), l.num('secondAddedAt')), p.alice2.deviceId, l.num('secondRemovedAt'));
   const sealed = sealPayload(i.hex('payload'), p.aliceRng);
   const attachment = encryptAttachment(i.hex('attachment'), p.aliceRng, i.num('chunkSize'));
   const qr = safetyNumber(userA, p.aliceAccount.publicKey, userB, p.bobAccount.publicKey).qr;
@@ -142,16 +148,18 @@ function artifacts(i: In, p: Parties): Encoding[] {
 }
 
 /** The scenario: two devices talk, a session is replaced, and every type gets encoded once. */
-function encodings(i: In): Encoding[] {
+function encodings(i: In, transcript: Record<string, string> = {}): Encoding[] {
   const p = parties(i);
   // Listed in the order of WIRE_TYPES (sort is stable: variants keep their order).
-  return [...conversation(p), ...artifacts(i, p)].sort((x, y) => WIRE_TYPES.indexOf(x.type) - WIRE_TYPES.indexOf(y.type));
+  return [...conversation(p, i, transcript), ...artifacts(i, p)].sort((x, y) => WIRE_TYPES.indexOf(x.type) - WIRE_TYPES.indexOf(y.type));
 }
 
 function computeEncodings(i: In): Computed {
-  const all = encodings(i);
+  const transcript: Record<string, string> = {};
+  const all = encodings(i, transcript);
   const output = all.map((e) => ({ name: e.name, type: e.type, bytes: hex(e.bytes), ...(e.context ? { context: e.context } : {}) }));
-  return { output: { encodings: output }, keep: all };
+  // transcript: every DeviceMessage the scenario's conversation sent, by the name of its plaintext.
+  return { output: { encodings: output, transcript }, keep: all };
 }
 
 function computeMalformed(i: In, all: readonly Encoding[]): Computed {
@@ -164,10 +172,22 @@ function computeMalformed(i: In, all: readonly Encoding[]): Computed {
 export const wireTopic: Topic = {
   file: 'wire.json',
   description:
-    'Every wire and stored-state type (PROTOCOL.md §10), encoded once in a scenario (test/support/vectors/wire.ts: alice = account, device, ' +
-    'second device from seededRng(alice); bob = account, device, prekeys signed 1, one-time 100, pq one-time 200, pq last resort 300 from ' +
-    'seededRng(bob); two sessions, a device list, a payload, an attachment, a safety number). Each encoding decodes and re-encodes to the same ' +
-    'bytes (context gives what a type needs besides its bytes). Malformed cases edit one encoding and record the CryptoError code its decoder ' +
+    'Every wire and stored-state type (PROTOCOL.md §10), encoded once in one scenario whose inputs are all in case "encodings". ' +
+    'rng_a = seededRng(alice) draws alice\'s account key, her device, her second device; rng_b = seededRng(bob) draws bob\'s account key, ' +
+    'his device, then his prekeys with the ids of bobPrekeyIds in the order signed, oneTime, pqOneTime, pqLastResort. ' +
+    'Session 1 (Sesame, §8; alice\'s draws from rng_a, bob\'s from rng_b): alice startSession with the bundle (signed, pqOneTime, oneTime) — ' +
+    'her Session right then is "session, initiator with a pending prekey header"; she encrypts plaintexts a0 then a1 (prekey messages); ' +
+    'bob decryptFromDevice a1 first (a0\'s key is skipped), encrypts b0 then b1; alice decrypts b1 (b0 never arrives) and encrypts a2; ' +
+    'bob decrypts a2 — his active Session is then "session, confirmed, ...". Session 2 (as after a restore): alice startSession again with ' +
+    'the bundle (signed, pqLastResort, no one-time prekey) and encrypts a3; bob decrypts a3, which becomes his active session, session 1 ' +
+    'inactive: his DeviceSessions is "device sessions, active and inactive". Encodings from it: b1 (device message, ratchet, and its body as ' +
+    'ratchet message), a0 (prekey with a one-time prekey), a3 (prekey without). Then: alice\'s device list = newDeviceList(aliceUserId, ' +
+    'her account key, her device, deviceList.firstName, deviceList.firstAddedAt), her second device added as secondName at secondAddedAt ' +
+    'and removed at secondRemovedAt (version 3, signed by her account key); sealPayload(payload, rng_a); encryptAttachment(attachment, ' +
+    'rng_a, chunkSize); the safety QR of (aliceUserId, alice\'s account key, bobUserId, bob\'s account key); alice\'s DeviceKeyPair; ' +
+    'bob\'s one-time and last-resort PrekeySecrets; his signed and pq one-time Prekeys and both bundles. Encodings are listed grouped by type; ' +
+    'transcript records every DeviceMessage of the conversation (a0..a3, b0, b1). ' +
+    'Each encoding decodes and re-encodes to the same bytes (context gives what a type needs besides its bytes). Malformed cases edit one encoding and record the CryptoError code its decoder ' +
     'throws: truncated, trailing_bytes, unknown_version or malformed (and hash_mismatch for a payload, whose hash is checked first).',
   spec: 'crypto/PROTOCOL.md §10, §4, §5, §11, §12, §13',
   cases() {
@@ -181,6 +201,9 @@ export const wireTopic: Topic = {
         payload: utf8Hex('a payload'),
         attachment: utf8Hex('an attachment of forty-two bytes, or so...'),
         chunkSize: 16,
+        bobPrekeyIds: { signed: 1, oneTime: 100, pqOneTime: 200, pqLastResort: 300 },
+        plaintexts: { a0: utf8Hex('a0'), a1: utf8Hex('a1'), b0: utf8Hex('b0'), b1: utf8Hex('b1'), a2: utf8Hex('a2'), a3: utf8Hex('a3') },
+        deviceList: { firstName: 'laptop', firstAddedAt: T0, secondName: 'phone', secondAddedAt: T0 + 1000, secondRemovedAt: T0 + 2000 },
       },
     };
     // Offsets that depend on the scenario's own lengths come from its encodings.
