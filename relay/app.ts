@@ -91,7 +91,10 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
     if (c.req.path === '/metrics') return;
     const route = c.req.path.startsWith('/v1/') ? c.req.routePath : c.req.path === '/healthz' ? '/healthz' : 'static';
     const seconds = (performance.now() - started) / 1000;
-    s.metrics.httpRequests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    // node-server hands an upgraded request to `ws` and answers Hono with a placeholder 200: the
+    // client got 101 Switching Protocols, so that is what is counted.
+    const upgraded = c.res.status === 200 && c.req.header('upgrade')?.toLowerCase() === 'websocket';
+    s.metrics.httpRequests.inc({ route, method: c.req.method, status: upgraded ? '101' : String(c.res.status) });
     s.metrics.httpDuration.observe(seconds, { route });
     s.log('debug', 'request', { method: c.req.method, route, status: c.res.status, ms: Math.round(seconds * 1000) });
   });

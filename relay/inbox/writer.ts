@@ -56,6 +56,8 @@ export interface SubmitJob {
 export interface SubmitResult {
   readonly messageId: number;
   readonly timestamp: number;
+  /** False for a retry answered with the stored result: this write stored nothing. */
+  readonly stored: boolean;
 }
 
 interface Pending {
@@ -301,7 +303,7 @@ export class InboxWriter {
     jobs.forEach((_, i) => {
       const id = messageIds.get(i + 1);
       if (id === undefined) retried.push(i);
-      else results[i] = { messageId: id, timestamp: now };
+      else results[i] = { messageId: id, timestamp: now, stored: true };
     });
     if (retried.length) await this.fillStoredResults(jobs, retried, results);
 
@@ -339,7 +341,7 @@ export class InboxWriter {
     for (const i of idx) {
       const r = byKey.get(`${jobs[i]!.senderDevice}/${jobs[i]!.clientId}`);
       if (!r) throw new Error('submission conflict without a stored row');
-      results[i] = { messageId: Number(r.message_id), timestamp: Number(r.created_at) };
+      results[i] = { messageId: Number(r.message_id), timestamp: Number(r.created_at), stored: false };
     }
   }
 }

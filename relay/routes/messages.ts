@@ -125,9 +125,12 @@ export async function submitMessage(s: RelayServices, me: DeviceAuth, body: Subm
     targets,
   });
   s.metrics.submitDuration.observe((performance.now() - started) / 1000);
-  s.metrics.messagesSubmitted.inc();
-  s.metrics.envelopesStored.inc({}, targets.length);
-  return result;
+  if (result.stored) {
+    // A retry answered with the first result committed nothing new.
+    s.metrics.messagesSubmitted.inc();
+    s.metrics.envelopesStored.inc({}, targets.length);
+  }
+  return { messageId: result.messageId, timestamp: result.timestamp };
 }
 
 /** An active device (none: a user without one), its id as the base64url the envelopes name it by. */

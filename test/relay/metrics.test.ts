@@ -88,6 +88,12 @@ describe.each(backends)('metrics on $name', (backend) => {
     expect(delta(after, before, 'petrel_http_requests_total{method="POST",route="/v1/messages",status="200"}')).toBe(1);
     expect(delta(after, before, 'petrel_http_requests_total{method="PUT",route="/v1/attachments/:id/chunks/:idx",status="204"}')).toBe(1);
     expect(delta(after, before, 'petrel_http_request_duration_seconds_count{route="/v1/messages"}')).toBe(1);
+    expect(delta(after, before, 'petrel_http_requests_total{method="GET",route="/v1/ws",status="101"}')).toBe(1);
+    // A retry is answered with the first result and stores nothing: neither counter moves.
+    expect((await send(fetch, alice.devices[0]!, [bob.name], new TextEncoder().encode('x'), 'm1')).status).toBe(200);
+    const retried = await scrape();
+    expect(delta(retried, after, 'petrel_messages_submitted_total')).toBe(0);
+    expect(delta(retried, after, 'petrel_envelopes_stored_total')).toBe(0);
     expect(after.get('petrel_uptime_seconds')).toBeGreaterThanOrEqual(0);
 
     sock.ws.close();
