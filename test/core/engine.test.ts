@@ -99,6 +99,17 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     await a2.send(`dm:${bn}`, 'from the laptop');
     for (const d of [a1, a3]) expect((await d.sync()).map((m) => m.text)).toContain('from the laptop');
     expect((await b.sync()).map((m) => m.text)).toContain('from the laptop');
+
+    // Verifying bob on one device verifies him on the others that know the same key.
+    expect((await a2.safetyNumber(bn)).verified).toBe(false);
+    await a1.markVerified(bn);
+    await a2.sync();
+    await a3.sync();
+    expect((await a2.safetyNumber(bn)).verified).toBe(true);
+    expect((await a3.safetyNumber(bn)).verified).toBe(true);
+    await a3.markVerified(bn, false);
+    await a1.sync();
+    expect((await a1.safetyNumber(bn)).verified).toBe(false);
   });
 
   test('groups: create, message, remove a member who then receives nothing', async () => {

@@ -38,6 +38,15 @@ export async function applyAfter(engine: Engine, after: readonly After[], failur
         case 'typing':
           ctx.emit({ type: 'typing', conversation: a.conversation, user: a.user, typing: a.on });
           break;
+        case 'verified':
+          // Another of our devices compared safety numbers: the same key here is verified here too.
+          await ctx.store.write(['contacts'], async (tx) => {
+            const c = await tx.get('contacts', a.user);
+            if (!c || toB64(c.accountKey) !== a.accountKey) return;
+            await tx.put('contacts', { ...c, verified: a.verified, ...(a.verified ? { keyChangedAt: null } : {}) });
+          });
+          ctx.emit({ type: 'conversations' });
+          break;
         case 'account-key': {
           if (me.account) break;
           const list = await deviceList(ctx, me.username, { refresh: true });

@@ -31,6 +31,7 @@ export type After =
   | { readonly kind: 'emit-device'; readonly deviceId: string; readonly name: string }
   | { readonly kind: 'typing'; readonly conversation: string; readonly user: string; readonly on: boolean }
   /** Something was queued in the outbox inside the transaction: send it. */
+  | { readonly kind: 'verified'; readonly user: string; readonly accountKey: string; readonly verified: boolean }
   | { readonly kind: 'drain' };
 
 export interface Incoming {
@@ -130,6 +131,10 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
       return;
     case 'history':
       if (m.sender === me && b.for === ctx.requireMe().deviceB64) out.after.push({ kind: 'history-import', content: c });
+      return;
+    case 'verified':
+      // Contacts are outside this transaction's stores: applied right after it (after.ts).
+      if (m.sender === me) out.after.push({ kind: 'verified', user: b.user, accountKey: b.accountKey, verified: b.verified });
       return;
     case 'repair':
       return; // the session that carried it is already the repaired one

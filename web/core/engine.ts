@@ -597,11 +597,14 @@ export class Engine {
   }
 
   async markVerified(username: string, verified = true): Promise<void> {
-    await this.ctx.store.write(['contacts'], async (tx) => {
+    const accountKey = await this.ctx.store.write(['contacts'], async (tx) => {
       const c = await tx.get('contacts', username);
       if (!c) throw new EngineError('unknown_user', 'Look this user up first.');
       await tx.put('contacts', { ...c, verified, ...(verified ? { keyChangedAt: null } : {}) });
+      return c.accountKey;
     });
+    // Our other devices take it too, for this key only (queued if offline, like any message).
+    await this.sendControl([], { type: 'verified', user: username, accountKey: toB64(accountKey), verified });
   }
 
   async acknowledgeKeyChange(conversationId: string): Promise<void> {

@@ -89,6 +89,11 @@ export type Body =
   | { readonly type: 'history'; readonly for: string; readonly attachment: AttachmentInfo }
   /** To our own devices: a device joined the account. */
   | { readonly type: 'device-added'; readonly device: string; readonly name: string }
+  /**
+   * To our own devices: we marked `user` verified (or not) after comparing safety numbers, for the
+   * account key `accountKey` (b64) — a device that knows another key for them does not apply it.
+   */
+  | { readonly type: 'verified'; readonly user: string; readonly accountKey: string; readonly verified: boolean }
   /** Asks the sender to resend: we could not decrypt the message with this relay id. */
   | { readonly type: 'repair'; readonly failed: readonly number[] };
 
@@ -177,6 +182,8 @@ function checkBody(b: any): boolean {
       return isStr(b.for, 32) && checkAttachment(b.attachment);
     case 'device-added':
       return isStr(b.device, 32) && isStr(b.name, 64);
+    case 'verified':
+      return isStr(b.user, 64) && isStr(b.accountKey, 64) && typeof b.verified === 'boolean';
     case 'repair':
       return Array.isArray(b.failed) && b.failed.length <= 100 && b.failed.every(isNum);
     default:
