@@ -26,13 +26,19 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
   });
   afterAll(async () => relay?.close());
 
-  test('two users chat; receipts and edits flow back', async () => {
+  /** Two registered users, each on one device. */
+  const twoUsers = async () => {
     const a = await device();
     const b = await device();
     const an = uniqueName('alice');
     const bn = uniqueName('bob');
     await a.register(an, 'correct horse');
     await b.register(bn, 'battery staple');
+    return { a, b, an, bn };
+  };
+
+  test('two users chat; receipts and edits flow back', async () => {
+    const { a, b, an, bn } = await twoUsers();
     const conv = await a.openDirect(bn);
     expect(await a.send(conv, 'hello bob')).toMatchObject({ status: 'sent' });
     const got = await b.sync();
@@ -50,12 +56,7 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
   });
 
   test('a name typed in another case finds the user; a text over the limit is refused before it is queued', async () => {
-    const a = await device();
-    const b = await device();
-    const an = uniqueName('alice');
-    const bn = uniqueName('bob');
-    await a.register(an, 'correct horse');
-    await b.register(bn, 'battery staple');
+    const { a, b, bn } = await twoUsers();
     const conv = await a.openDirect(` ${bn.toUpperCase()} `);
     expect(conv).toBe(`dm:${bn}`);
     await expect(a.openDirect('no such user!')).rejects.toMatchObject({ code: 'unknown_user' });

@@ -1,7 +1,11 @@
 // Runs the petrel CLI as a user does: its own process per command, JSON lines on stdout, one
 // JSON error line on stderr. Shared by the CLI test files.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { type RelayProcess, spawnRelay } from '../support/relay-process.ts';
 
 export interface Run {
   code: number;
@@ -57,4 +61,21 @@ export function petrel(relayUrl: string, root: string, profile: string | null, a
       done({ code: code ?? -1, lines, stderr: err, error });
     });
   });
+}
+
+/**
+ * For a test file: a relay process started before its tests and stopped after them, and a
+ * folder for the profiles (removed after). `petrel(profile, args)` runs the CLI against both.
+ */
+export function cliSuite(prefix: string): { root: string; petrel: (profile: string | null, args: readonly string[], opts?: RunOptions) => Promise<Run> } {
+  let relay: RelayProcess | undefined;
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  beforeAll(async () => {
+    relay = await spawnRelay();
+  }, 60_000);
+  afterAll(async () => {
+    await relay?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return { root, petrel: (profile, args, opts) => petrel(relay!.url, root, profile, args, opts) };
 }

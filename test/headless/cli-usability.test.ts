@@ -1,36 +1,14 @@
 // The petrel CLI where a new user trips: removed devices, weak passwords, relay URLs, device
 // ids, profile folders and device names. Each case is a separate process against a real relay,
 // as in cli.test.ts.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
-import { type RelayProcess, spawnRelay } from '../support/relay-process.ts';
-import { petrel as run, type RunOptions } from './cli-harness.ts';
+import { closedPort } from '../support/ports.ts';
+import { cliSuite } from './cli-harness.ts';
 
-let relay: RelayProcess;
-const root = mkdtempSync(join(tmpdir(), 'petrel-cli-use-'));
-const petrel = (profile: string | null, args: string[], opts?: RunOptions) => run(relay.url, root, profile, args, opts);
-
-/** A local port nothing listens on (bound, then released). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-beforeAll(async () => {
-  relay = await spawnRelay();
-}, 60_000);
-afterAll(async () => {
-  await relay?.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, petrel } = cliSuite('petrel-cli-use-');
 
 describe('petrel CLI usability', () => {
   const alice = uniqueName('alice');

@@ -1,24 +1,10 @@
 // The petrel CLI as a user runs it: separate processes per command, profiles on disk, a relay
 // process; JSON lines on stdout, one JSON error line on stderr with a non-zero exit.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
-import { type RelayProcess, spawnRelay } from '../support/relay-process.ts';
-import { petrel as run, type Run, type RunOptions } from './cli-harness.ts';
+import { cliSuite, type Run } from './cli-harness.ts';
 
-let relay: RelayProcess;
-const root = mkdtempSync(join(tmpdir(), 'petrel-cli-'));
-const petrel = (profile: string, args: string[], opts?: RunOptions) => run(relay.url, root, profile, args, opts);
-
-beforeAll(async () => {
-  relay = await spawnRelay();
-}, 60_000);
-afterAll(async () => {
-  await relay?.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const { petrel } = cliSuite('petrel-cli-');
 
 describe('petrel CLI', () => {
   const alice = uniqueName('alice');

@@ -1,21 +1,12 @@
 // The relay opens its PostgreSQL sockets itself (relay/db/client.ts, for TCP_NODELAY): a URL
 // naming several hosts still fails over to the next one, and a server that refuses gives a clear
 // error rather than a hang.
-import { createServer } from 'node:net';
 import { expect, test } from 'vitest';
 import { openDatabase } from '../../relay/db/client.ts';
+import { closedPort } from '../support/ports.ts';
 import { backends } from './harness.ts';
 
 const postgresBackend = backends.find((b) => b.name === 'postgres');
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 test.skipIf(!postgresBackend)('a URL with several hosts connects to the first that answers', async () => {
   const created = await postgresBackend!.create();

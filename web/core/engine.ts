@@ -446,9 +446,9 @@ export class Engine {
 
   async send(conversationId: string, text: string, opts: { replyTo?: string } = {}): Promise<{ id: string; status: MessageRow['status'] }> {
     const me = this.ctx.requireMe();
+    checkLength(text); // before routeFresh's catch-up: a refused text costs no request
     const { to, ref } = await this.routeFresh(conversationId);
     if (!text.trim()) throw new EngineError('empty_message', 'Type a message first.');
-    checkLength(text);
     const body: Body = { type: 'text', text, ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) };
     const id = await this.enqueue(to, ref, body, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, opts.replyTo ?? null, null), {
       id: conversationId,
