@@ -2,6 +2,7 @@
 // relay in between, on copies of the relay's own tables (same columns and indexes, no foreign
 // keys, nothing a socket could read). They bound what any relay on this database can commit.
 import postgres from 'postgres';
+import { cpuSeconds } from './relay-load.ts';
 
 export interface StorageBaselines {
   /** Inbox rows/s, one row per transaction (autocommit), 20 connections. */
@@ -10,6 +11,12 @@ export interface StorageBaselines {
   readonly batchedRows: number;
   /** Messages/s: a message's submission, payload and inbox rows and its counter bump, 100 messages per statement, 4 connections. */
   readonly batchedMessages: number;
+  /**
+   * The same statement with 20 messages, one connection, one statement at a time: at 1 in flight
+   * per pair the 20 senders never have more than 20 messages waiting, so no relay can commit more
+   * per statement. Messages/s, and the PostgreSQL backend's CPU per message (µs).
+   */
+  readonly roundOf20: { readonly rate: number; readonly dbUs: number };
 }
 
 const SECONDS = 2.5;
@@ -64,7 +71,23 @@ export async function storageBaselines(url: string, devices: number): Promise<St
       await sql.unsafe(MESSAGES, [ids, ids.map((x) => w * devices + (x % devices)), ids.map((x) => 10_000_000 + x), bytes, Date.now()] as never[], { prepare: true });
       return 100;
     });
-    return { singleRowCommits, batchedRows, batchedMessages };
+    const one = await sql.reserve();
+    let roundOf20: StorageBaselines['roundOf20'];
+    try {
+      const [{ pid }] = (await one`SELECT pg_backend_pid() AS pid`) as unknown as [{ pid: number }];
+      const cpu0 = cpuSeconds(pid);
+      const t0 = performance.now();
+      const rate20 = await rate(1, async () => {
+        const ids = Array.from({ length: 20 }, () => ++id);
+        await one.unsafe(MESSAGES, [ids, ids.map((x) => x % devices), ids.map((x) => 10_000_000 + x), bytes, Date.now()] as never[], { prepare: true });
+        return 20;
+      });
+      const n = (rate20 * (performance.now() - t0)) / 1000;
+      roundOf20 = { rate: rate20, dbUs: ((cpuSeconds(pid) - cpu0) / n) * 1e6 };
+    } finally {
+      one.release();
+    }
+    return { singleRowCommits, batchedRows, batchedMessages, roundOf20 };
   } finally {
     await sql.end();
   }

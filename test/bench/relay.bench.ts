@@ -252,6 +252,15 @@ function report(): void {
     console.log(`     raw PostgreSQL, inbox rows, one commit each, 20 connections   ${fmt(raw.singleRowCommits).padStart(7)} rows/s (issue: ~7,300)`);
     console.log(`     raw PostgreSQL, inbox rows, 100 per statement, 4 connections   ${fmt(raw.batchedRows).padStart(7)} rows/s (issue: ~94,000)`);
     console.log(`     raw PostgreSQL, a message's rows, 100 per statement            ${fmt(raw.batchedMessages).padStart(7)} msgs/s (storage floor)`);
+    console.log(`     raw PostgreSQL, a message's rows, 20 per statement, 1 at a time ${fmt(raw.roundOf20.rate).padStart(7)} msgs/s, ${raw.roundOf20.dbUs.toFixed(0)} µs database CPU per message`);
+    // At 1 in flight any relay does at least what the forwarder does (the same frames in and out)
+    // and has the database store every message, at most 20 per commit (all 20 pairs' messages).
+    // Their CPU together bounds what this machine can deliver, whatever the relay's design.
+    const floor = f1.server + f1.gen + raw.roundOf20.dbUs;
+    const cores = availableParallelism();
+    console.log(
+      `     ceiling at 1 in flight for any relay that commits before answering: forwarder ${(f1.server + f1.gen).toFixed(0)} µs + database ${raw.roundOf20.dbUs.toFixed(0)} µs = ${floor.toFixed(0)} µs of CPU per message -> at most ~${fmt((cores * 1e6) / floor)} msgs/s on ${cores} cores, with both cores 100% busy`,
+    );
   }
   console.log(`${mark(median(catchUps) <= 0.5).padEnd(4)} catch-up of ${fmt(CATCH_UP)} envelopes by one device: ${median(catchUps).toFixed(3)} s (target <= 0.5 s)`);
   console.log(`${mark(perSocket <= 50 * 1024).padEnd(4)} server memory per idle WebSocket: ${(perSocket / 1024).toFixed(1)} KB (target <= 50 KB)`);
