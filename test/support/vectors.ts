@@ -12,6 +12,7 @@ import { kdfTopic } from './vectors/kdf.ts';
 import { prekeysTopic } from './vectors/prekeys.ts';
 import { ratchetTopic } from './vectors/ratchet.ts';
 import { safetyNumberTopic } from './vectors/safety-number.ts';
+import { sesameTopic } from './vectors/sesame.ts';
 import { sessionSetupTopic } from './vectors/session-setup.ts';
 import { wireTopic } from './vectors/wire.ts';
 
@@ -26,6 +27,7 @@ export const TOPICS: readonly Topic[] = [
   prekeysTopic,
   sessionSetupTopic,
   ratchetTopic,
+  sesameTopic,
   fanoutTopic,
   attachmentTopic,
   safetyNumberTopic,
