@@ -26,7 +26,7 @@ import { decodeDeviceMessage, MessageKind } from './wire/messages.ts';
 
 export interface DeviceSessions {
   readonly active: Session | null;
-  /** Most recently active first. */
+  /** In PROTOCOL.md §8's order: the session last demoted first, a new one kept by the tie-break in front; the last is dropped beyond the bound. */
   readonly inactive: readonly Session[];
 }
 
