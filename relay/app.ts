@@ -165,6 +165,8 @@ export function createApp(s: RelayServices, opts: AppOptions = {}) {
     // A body refused for its size is left unread, so the connection cannot carry another request:
     // say so, rather than keep-alive and then drop it under the next one.
     if ((err instanceof ApiError || err instanceof HTTPException) && err.status === 413) c.header('connection', 'close');
+    // A 401 says which scheme would do (RFC 9110 §11.6.1): a bearer token.
+    if ((err instanceof ApiError || err instanceof HTTPException) && err.status === 401) c.header('www-authenticate', 'Bearer realm="petrel"');
     if (err instanceof ApiError) return c.json(err.body(), err.status);
     if (err instanceof HTTPException && err.status < 500) {
       const code = err.status === 400 ? 'invalid_json' : err.status === 413 ? 'payload_too_large' : 'invalid_request';

@@ -29,6 +29,11 @@ export interface RelayConfig {
   /** How long a (sender device, client message id) is remembered for idempotent retries. */
   readonly idempotencyRetentionMs: number;
   readonly inboxPageMax: number;
+  /**
+   * Envelope and payload bytes in one inbox page or WebSocket frame (one envelope at least):
+   * bounds what one read holds in memory and the size of a frame a client must accept.
+   */
+  readonly inboxPageMaxBytes: number;
   /** Per-socket send buffer; past it the socket is closed and the device resyncs by seq. */
   readonly wsMaxBufferedBytes: number;
   /** Time a new socket has to send its auth message. */
@@ -103,6 +108,7 @@ export const DEFAULT_CONFIG: RelayConfig = {
   inboxRetentionMs: 30 * 24 * 3600_000,
   idempotencyRetentionMs: 7 * 24 * 3600_000,
   inboxPageMax: 500,
+  inboxPageMaxBytes: 1024 * 1024,
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsAuthTimeoutMs: 10_000,
   writerMaxBatch: 256,

@@ -132,5 +132,7 @@ export class Metrics {
 export function scrapeAllowed(authorization: string | undefined, token: string | null): boolean {
   if (!token) return true;
   const digest = (t: string) => createHash('sha256').update(t).digest();
-  return timingSafeEqual(digest(authorization ?? ''), digest(`Bearer ${token}`));
+  // The scheme name is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
+  const given = /^Bearer +(.*)$/is.exec(authorization ?? '')?.[1] ?? '';
+  return timingSafeEqual(digest(given), digest(token));
 }

@@ -27,13 +27,14 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /**
  * `<target> field <path>: <message>` for the first issue (also for WebSocket submit frames).
- * valibot's own messages end in "but received <the value>": cut, a value may be a secret.
+ * valibot's own messages end in "but received <the value>" or "Received <the value>": cut, a value may be a secret.
  */
 export function describe(target: string, issues: readonly StandardSchemaV1.Issue[]): string {
   const first = issues[0];
   if (!first) return `invalid ${target}`;
   const path = (first.path ?? []).map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.');
-  const message = first.message.replace(/,? but received [\s\S]*$/, '');
+  // valibot writes "…: Expected x but received y" or "…: Received y" (numbers, for one).
+  const message = first.message.replace(/,? but received [\s\S]*$/, '').replace(/:? ?Received [\s\S]*$/, '');
   return `${target}${path ? ' field ' + path : ''}: ${message}`.slice(0, 300);
 }
 

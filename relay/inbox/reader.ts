@@ -13,16 +13,36 @@ import { bytesOf, type Db, rowsOf } from '../db/client.ts';
 import { toB64 } from '../encoding.ts';
 import type { InboxRecord } from '../notify/hub.ts';
 
-export async function readInbox(db: Db, device: number, after: number, limit: number): Promise<InboxRecord[]> {
+/** Bytes an envelope counts for in a page: its envelope and its payload, as stored. */
+export const recordBytes = (r: InboxRecord) => r.envelope.byteLength + r.payload.byteLength;
+
+/**
+ * A device's envelopes after `after`, in seq order: at most `limit` of them, and at most `maxBytes`
+ * of envelopes and payloads together — but always the first one, whatever its size. `more` says
+ * whether envelopes were left out. (A count alone let 500 payloads of 256 KB make one page of
+ * 170 MB of JSON, built on the event loop, and one WebSocket frame larger than clients accept.)
+ * The sizes come from the row headers (octet_length does not read a TOASTed value); rows left out
+ * are never read whole.
+ */
+export async function readInbox(db: Db, device: number, after: number, limit: number, maxBytes: number): Promise<{ records: InboxRecord[]; more: boolean }> {
+  // LIMIT first, then the running total over those rows only (a window beside the LIMIT would be
+  // computed over the whole inbox after `after`).
   const rows = rowsOf<Record<string, unknown>>(
     await db.execute(sql`
-      SELECT i.seq, i.payload, i.sender_user, i.sender_device, i.envelope, i.created_at, p.data
-      FROM inbox i JOIN payloads p ON p.id = i.payload
-      WHERE i.device = ${device}::bigint AND i.seq > ${after}::bigint
-      ORDER BY i.seq
-      LIMIT ${limit}::int`),
+      SELECT seq, payload, sender_user, sender_device, envelope, created_at, data, n FROM (
+        SELECT x.*, sum(size) OVER (ORDER BY seq) AS upto, row_number() OVER (ORDER BY seq) AS rn, count(*) OVER () AS n FROM (
+          SELECT i.seq, i.payload, i.sender_user, i.sender_device, i.envelope, i.created_at, p.data,
+                 octet_length(i.envelope) + octet_length(p.data) AS size
+            FROM inbox i JOIN payloads p ON p.id = i.payload
+           WHERE i.device = ${device}::bigint AND i.seq > ${after}::bigint
+           ORDER BY i.seq
+           LIMIT ${limit + 1}::int
+        ) x
+      ) y
+      WHERE rn <= ${limit}::int AND (rn = 1 OR upto <= ${maxBytes}::bigint)
+      ORDER BY seq`),
   );
-  return rows.map((r) => ({
+  const records = rows.map((r) => ({
     seq: Number(r.seq),
     messageId: Number(r.payload),
     senderUser: String(r.sender_user),
@@ -31,6 +51,7 @@ export async function readInbox(db: Db, device: number, after: number, limit: nu
     envelope: bytesOf(r.envelope),
     payload: bytesOf(r.data),
   }));
+  return { records, more: rows.length > 0 && Number(rows[0]!.n) > rows.length };
 }
 
 export interface SweepOptions {

@@ -39,7 +39,8 @@ export type RelayEnv = { Variables: { auth: AccountAuth } };
 
 export function bearer(c: Context): string | undefined {
   const h = c.req.header('authorization');
-  const m = h && /^Bearer ([A-Za-z0-9_-]{1,200})$/.exec(h);
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  const m = h && /^Bearer +([A-Za-z0-9_-]{1,200})$/i.exec(h);
   return m ? m[1] : undefined;
 }
 

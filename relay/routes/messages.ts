@@ -212,8 +212,8 @@ export function messageRoutes(s: RelayServices) {
       const me = deviceAuth(c);
       const q = c.req.valid('query');
       const limit = Math.min(Math.max(q.limit ?? 100, 1), config.inboxPageMax);
-      const records = await readInbox(db, me.device, q.after ?? 0, limit + 1);
-      return c.json({ envelopes: records.slice(0, limit).map(recordJson), more: records.length > limit });
+      const { records, more } = await readInbox(db, me.device, q.after ?? 0, limit, config.inboxPageMaxBytes);
+      return c.json({ envelopes: records.map(recordJson), more });
     })
     .post('/inbox/ack', requireDevice(s), valid('json', v.object({ seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) })), async (c) => {
       const { seq } = c.req.valid('json');

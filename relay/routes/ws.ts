@@ -32,7 +32,7 @@ import type { Socket } from 'node:net';
 import type { WebSocketLike } from '@hono/node-server';
 import type { WSContext } from 'hono/ws';
 import * as v from 'valibot';
-import { readInbox, recordJson } from '../inbox/reader.ts';
+import { readInbox, recordBytes, recordJson } from '../inbox/reader.ts';
 import { errorFields } from '../log.ts';
 import { authenticateDevice, type DeviceAuth } from '../middleware/auth.ts';
 import type { InboxRecord, Subscriber } from '../notify/hub.ts';
@@ -202,6 +202,9 @@ export class DeviceSocket implements Subscriber {
     const fresh = records.filter((r) => r.seq > this.sent);
     if (fresh.length === 0) return;
     if (fresh[0]!.seq !== this.sent + 1) return void this.pump();
+    // More than a page (a burst of large payloads in one batch): read it in pages, paced by the
+    // send buffer, as a catch-up would, rather than as one frame of any size.
+    if (fresh.length > 1 && fresh.reduce((n, r) => n + recordBytes(r), 0) > this.s.config.inboxPageMaxBytes) return void this.pump();
     this.sendRecords(fresh);
   }
 
@@ -231,15 +234,15 @@ export class DeviceSocket implements Subscriber {
       return;
     }
     this.pumping = true;
-    const page = this.s.config.inboxPageMax;
+    const { inboxPageMax, inboxPageMaxBytes } = this.s.config;
     try {
       do {
         this.dirty = false;
         for (;;) {
-          const recs = await readInbox(this.s.db, this.auth!.device, this.sent, page);
+          const { records, more } = await readInbox(this.s.db, this.auth!.device, this.sent, inboxPageMax, inboxPageMaxBytes);
           if (this.closed) return;
-          if (recs.length) this.sendRecords(recs);
-          if (recs.length < page || this.closed) break;
+          if (records.length) this.sendRecords(records);
+          if (!more || this.closed) break;
           await this.drained();
           if (this.closed) return;
         }

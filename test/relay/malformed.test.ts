@@ -4,6 +4,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
 import { b64, call, createUser, type TestUser } from './client.ts';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import * as v from 'valibot';
+import { describe as describeIssues } from '../../relay/validate.ts';
 
 /** A well-formed attachment id that names nothing. */
 const ID = 'A'.repeat(22);
@@ -192,6 +195,21 @@ describe.each(backends)('malformed input on $name', (backend) => {
       expect(r.status, path).toBe(400);
       expect(r.body.message, path).not.toContain(secret);
       expect(r.body.message, path).not.toMatch(/received/);
+    }
+  });
+
+  test('a number is not echoed either (valibot says "Received 1.5")', () => {
+    for (const [schema, value] of [
+      [v.object({ size: v.pipe(v.number(), v.safeInteger()) }), { size: 1.5 }],
+      [v.object({ seq: v.pipe(v.number(), v.integer()) }), { seq: Infinity }],
+      [v.object({ n: v.pipe(v.number(), v.minValue(0)) }), { n: -123456 }],
+    ] as const) {
+      // Through Standard Schema, as Hono's validator calls it.
+      const r = (schema as v.GenericSchema)['~standard'].validate(value) as { issues?: readonly StandardSchemaV1.Issue[] };
+      expect(r.issues).toBeDefined();
+      const message = describeIssues('json', r.issues!);
+      expect(message).toMatch(/^json field \w+: Invalid/);
+      expect(message).not.toMatch(/1\.5|Infinity|123456|[Rr]eceived/);
     }
   });
 

@@ -160,6 +160,36 @@ describe.each(backends)('messages on $name', (backend) => {
     expect(new Set(all.map((e) => e.messageId)).size).toBe(all.length);
   });
 
+  test('an inbox page holds at most 1 MiB of envelopes and payloads (at least one), and says more', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'));
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const b1 = bob.devices[0]!;
+    const big = new Uint8Array(250 * 1024).fill(9);
+    for (let i = 0; i < 6; i++) expect((await raw(alice.devices[0]!, `big${i}`, [bob.name], [b1], big)).status).toBe(200);
+    const bytes = (e: WireEnvelope) => Buffer.from(e.payload, 'base64url').length + Buffer.from(e.envelope, 'base64url').length;
+    const sizes: number[] = [];
+    const seqs: number[] = [];
+    for (let after = 0; ; ) {
+      const page = await inbox(relay, b1, after, 100);
+      expect(page.envelopes.length).toBeGreaterThan(0);
+      sizes.push(page.envelopes.reduce((n, e) => n + bytes(e), 0));
+      seqs.push(...page.envelopes.map((e) => e.seq));
+      if (!page.more) break;
+      after = page.envelopes.at(-1)!.seq;
+    }
+    // Four 250 KB payloads fit in 1 MiB, a fifth does not.
+    expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(sizes).toHaveLength(2);
+    for (const n of sizes) expect(n).toBeLessThanOrEqual(1024 * 1024);
+    // The count still bounds a page, and `more` stays exact at the end.
+    const two = await inbox(relay, b1, 0, 2);
+    expect(two.envelopes.map((e) => e.seq)).toEqual([1, 2]);
+    expect(two.more).toBe(true);
+    const last = await inbox(relay, b1, 5, 100);
+    expect(last.envelopes.map((e) => e.seq)).toEqual([6]);
+    expect(last.more).toBe(false);
+  });
+
   test('acknowledged envelopes are deleted, then unreferenced payloads', async () => {
     const alice = await createUser(relay.fetch, uniqueName('alice'));
     const bob = await createUser(relay.fetch, uniqueName('bob'), 2);

@@ -124,14 +124,18 @@ describe.each(backends)('metrics on $name', (backend) => {
     const app = createApp(services);
     const f: Fetch = async (path, init) => app.request(path, init);
     try {
-      for (const authorization of [undefined, 'Bearer op-secre', 'Bearer op-secretX', 'bearer op-secret', 'op-secret']) {
+      for (const authorization of [undefined, 'Bearer op-secre', 'Bearer op-secretX', 'Bearer OP-SECRET', 'Basic op-secret', 'op-secret']) {
         const res = await f('/metrics', authorization ? { headers: { authorization } } : {});
         expect(res.status, String(authorization)).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe('Bearer realm="petrel"');
         expect((await res.json()).error).toBe('unauthorized');
       }
-      const ok = await f('/metrics', { headers: { authorization: 'Bearer op-secret' } });
-      expect(ok.status).toBe(200);
-      parse(await ok.text());
+      // The scheme name is case-insensitive (RFC 9110), the token is not.
+      for (const authorization of ['Bearer op-secret', 'bearer op-secret', 'BEARER op-secret']) {
+        const ok = await f('/metrics', { headers: { authorization } });
+        expect(ok.status, authorization).toBe(200);
+        parse(await ok.text());
+      }
     } finally {
       await services.close();
     }
