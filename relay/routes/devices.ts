@@ -4,7 +4,8 @@
  *   PUT  /v1/account/devices                   { list }  -> { version }     (account session or device)
  *   POST /v1/account/devices/:deviceId/token             -> { token }       (account session or device)
  *   GET  /v1/users/:username/devices                     -> { username, version, list }   (public)
- *   POST /v1/devices/claim                     { claim } -> { username, token } (signed by the device key)
+ *   POST /v1/devices/claim                     { claim } -> { username, token } (signed by the device key),
+ *                                                          or 202 { status: 'pending' } until a list names it
  *
  * The relay verifies every list with crypto/'s verifyDeviceList: the account signature, the
  * user id (= normalised username), the account key pinned by the account's first list, and
@@ -21,7 +22,8 @@
  * Linking (crypto/PROTOCOL.md §4.1): a device an existing device just listed has no way to
  * reach its account's credentials, so it claims its first token with a claim signed by its own
  * device key. Only once: a device that already holds a token cannot be claimed again, so a
- * replayed claim cannot take a device over.
+ * replayed claim cannot take a device over. The new device polls until its account lists it, so
+ * "not listed yet" is an ordinary answer (202), not an error a browser would log on every poll.
  */
 import { CryptoError, decodeDeviceClaim, decodeDeviceList, type DeviceList, devicePublic, equalBytes, verifyDeviceClaim, verifyDeviceList } from '../../crypto/index.ts';
 import { and, eq, inArray, isNull } from 'drizzle-orm';
@@ -38,10 +40,10 @@ import { DEVICE_TOKEN_PREFIX, newToken } from '../tokens.ts';
 import { requireUsername } from '../usernames.ts';
 import { valid } from '../validate.ts';
 
-/** A list of 256 devices is ~40 KB. */
 /** Clock difference tolerated between a claiming device and the relay. */
 const CLAIM_WINDOW_MS = 5 * 60_000;
 
+/** A list of 256 devices is ~40 KB. */
 const MAX_LIST_BYTES = 48 * 1024;
 
 function listError(e: unknown): never {
@@ -159,7 +161,9 @@ export function deviceRoutes(s: RelayServices) {
           return false;
         }
       });
-      if (rows.length === 0) throw new ApiError(404, 'device_not_listed', 'no account lists this device yet');
+      // Not listed yet (the existing device has not approved the code), or never will be: the
+      // device cannot tell, and keeps polling until its own deadline.
+      if (rows.length === 0) return c.json({ status: 'pending' }, 202);
       if (!row) throw new ApiError(401, 'invalid_claim', 'the claim is not signed by the listed device key, or its time is off');
       const { token, hash } = newToken(DEVICE_TOKEN_PREFIX);
       const updated = await db

@@ -182,13 +182,16 @@ export async function startLink(ctx: Ctx): Promise<PendingLink> {
 export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName: string, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<void> {
   const deadline = ctx.now() + opts.timeoutMs;
   for (;;) {
+    let r;
     try {
-      const r = await ctx.api.claim(signDeviceClaim(link.device, ctx.now()));
+      r = await ctx.api.claim(signDeviceClaim(link.device, ctx.now()));
+    } catch (e) {
+      if (!(e instanceof RelayError && e.transient)) throw e;
+    }
+    if (r) {
       await finishDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, link.device, undefined);
       await ctx.store.write(['meta'], (tx) => tx.delete('meta', 'pendingLink'));
       return;
-    } catch (e) {
-      if (!(e instanceof RelayError) || !(e.code === 'device_not_listed' || e.transient)) throw e;
     }
     if (ctx.now() > deadline) throw new EngineError('link_timeout', 'No device approved this code in time. Start linking again.');
     await opts.sleep(opts.pollMs);
