@@ -123,6 +123,17 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect((await a1.safetyNumber(bn)).verified).toBe(false);
   });
 
+  test('a new device whose clock is off is told so on its first poll, and by how much', async () => {
+    const skewed = (offMs: number) => Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch, deviceName: 'skewed', now: () => Date.now() + offMs });
+    const ahead = await (await skewed(20 * 60_000)).startLink({ pollMs: 50 });
+    await expect(ahead.done).rejects.toMatchObject({
+      code: 'claim_expired',
+      message: 'This device’s clock is 20 minutes ahead of the relay’s (linking allows 5 minutes either way). Set its date, time and time zone correctly (automatic is best), then start linking again.',
+    });
+    const behind = await (await skewed(-3 * 3_600_000)).startLink({ pollMs: 50 });
+    await expect(behind.done).rejects.toMatchObject({ code: 'claim_expired', message: expect.stringContaining('clock is 3 hours behind the relay’s') });
+  });
+
   test('groups: create, message, remove a member who then receives nothing', async () => {
     const [a, b, c] = [await device(), await device(), await device()];
     const [an, bn, cn] = [uniqueName('a'), uniqueName('b'), uniqueName('c')];
