@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'attachment_complete' // chunks of a completed attachment cannot change (409)
   | 'attachment_incomplete' // complete called with chunks missing (409)
   | 'range_not_satisfiable' // a download Range starting at or past the end (416)
-  | 'invalid_claim' // a device claim that does not decode, verify, or is outside the clock window
+  | 'invalid_claim' // a device claim that does not decode (400) or is not signed by the listed device key (401)
+  | 'claim_expired' // a device claim whose time is outside the relay's window, ±5 min: the device's clock is off (401; body has relayTime, windowMs)
   | 'already_claimed' // the claimed device already holds a token
   | 'rate_limited'
   | 'not_found'

@@ -4,7 +4,8 @@
  *   PUT  /v1/account/devices                   { list }  -> { version }     (account session or device)
  *   POST /v1/account/devices/:deviceId/token             -> { token }       (account session or device)
  *   GET  /v1/users/:username/devices                     -> { username, version, list }   (public)
- *   POST /v1/devices/claim                     { claim } -> { username, token } (signed by the device key)
+ *   POST /v1/devices/claim                     { claim } -> { username, token } (signed by the device key),
+ *                                                          or 202 { status: 'pending' } until a list names it
  *
  * The relay verifies every list with crypto/'s verifyDeviceList: the account signature, the
  * user id (= normalised username), the account key pinned by the account's first list, and
@@ -21,7 +22,8 @@
  * Linking (crypto/PROTOCOL.md §4.1): a device an existing device just listed has no way to
  * reach its account's credentials, so it claims its first token with a claim signed by its own
  * device key. Only once: a device that already holds a token cannot be claimed again, so a
- * replayed claim cannot take a device over.
+ * replayed claim cannot take a device over. The new device polls until its account lists it, so
+ * "not listed yet" is an ordinary answer (202), not an error a browser would log on every poll.
  */
 import { CryptoError, decodeDeviceClaim, decodeDeviceList, type DeviceList, devicePublic, equalBytes, verifyDeviceClaim, verifyDeviceList } from '../../crypto/index.ts';
 import { and, eq, inArray, isNull } from 'drizzle-orm';
@@ -38,11 +40,26 @@ import { DEVICE_TOKEN_PREFIX, newToken } from '../tokens.ts';
 import { requireUsername } from '../usernames.ts';
 import { valid } from '../validate.ts';
 
-/** A list of 256 devices is ~40 KB. */
 /** Clock difference tolerated between a claiming device and the relay. */
 const CLAIM_WINDOW_MS = 5 * 60_000;
 
+/** A list of 256 devices is ~40 KB. */
 const MAX_LIST_BYTES = 48 * 1024;
+
+/**
+ * A claim timed too far from the relay's clock: as a fresh claim is signed for every poll, the
+ * claiming device's clock is off. The body carries the relay's time and the window, so that the
+ * device can tell its user by how much.
+ */
+function claimExpired(timestamp: number, now: number): ApiError {
+  const off = Math.round((timestamp - now) / 1000);
+  return new ApiError(
+    401,
+    'claim_expired',
+    `the claim's time is ${Math.abs(off)} s ${off < 0 ? 'behind' : 'ahead of'} the relay's clock, and at most ${CLAIM_WINDOW_MS / 1000} s either way is accepted: check the device's clock`,
+    { relayTime: now, windowMs: CLAIM_WINDOW_MS },
+  );
+}
 
 function listError(e: unknown): never {
   if (e instanceof CryptoError) {
@@ -143,6 +160,12 @@ export function deviceRoutes(s: RelayServices) {
       } catch {
         throw new ApiError(400, 'invalid_claim', 'the device claim does not decode');
       }
+      const now = s.now();
+      // Checked on its own, before the lookup and the signature, so that a device whose clock is
+      // off hears so on its first poll, before anyone approves it, in words it can act on (the
+      // relay's time is no secret). verifyDeviceClaim checks the same window (as invalid_argument,
+      // crypto/PROTOCOL.md §4.1): past this point only the signature can fail it.
+      if (Math.abs(claim.timestamp - now) > CLAIM_WINDOW_MS) throw claimExpired(claim.timestamp, now);
       const rows = await db
         .select({ id: devices.id, signingKey: devices.signingKey, dhKey: devices.dhKey, username: accounts.username })
         .from(devices)
@@ -151,16 +174,16 @@ export function deviceRoutes(s: RelayServices) {
       // Device ids derive from the keys, and one account at most may list a device id (the
       // devices_device_id index): never pick between two.
       if (rows.length > 1) throw new ApiError(409, 'device_taken', 'this device is listed by more than one account');
-      const row = rows.find((r) => {
-        try {
-          verifyDeviceClaim(claim, devicePublic(claim.deviceId, r.signingKey, r.dhKey), s.now(), CLAIM_WINDOW_MS);
-          return true;
-        } catch {
-          return false;
-        }
-      });
-      if (rows.length === 0) throw new ApiError(404, 'device_not_listed', 'no account lists this device yet');
-      if (!row) throw new ApiError(401, 'invalid_claim', 'the claim is not signed by the listed device key, or its time is off');
+      const [row] = rows;
+      // Not listed yet (the existing device has not approved the code), or never will be: the
+      // device cannot tell, and keeps polling until its own deadline.
+      if (!row) return c.json({ status: 'pending' }, 202);
+      try {
+        verifyDeviceClaim(claim, devicePublic(claim.deviceId, row.signingKey, row.dhKey), now, CLAIM_WINDOW_MS);
+      } catch (e) {
+        if (!(e instanceof CryptoError)) throw e;
+        throw new ApiError(401, 'invalid_claim', 'the claim is not signed by the listed device key');
+      }
       const { token, hash } = newToken(DEVICE_TOKEN_PREFIX);
       const updated = await db
         .update(devices)

@@ -15,9 +15,13 @@ const BASE = 'http://relay.test';
 describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
   let relay: TestRelay;
   let down = false;
+  /** Every status the relay answered to a device claim: the new device's polls. */
+  const claimStatuses: number[] = [];
   const fetch: Fetch = async (url, init) => {
     if (down) throw new TypeError('fetch failed');
-    return relay.app.request(url.slice(BASE.length), init as RequestInit);
+    const res = await relay.app.request(url.slice(BASE.length), init as RequestInit);
+    if (url.endsWith('/v1/devices/claim')) claimStatuses.push(res.status);
+    return res;
   };
   const device = (name = 'test device') => Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch, deviceName: name });
 
@@ -77,10 +81,16 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     await a1.send(await a1.openDirect(bn), 'before linking');
 
     const a2 = await device('laptop');
+    claimStatuses.length = 0;
     const link = await a2.startLink({ pollMs: 50 });
+    // Polls before the approval are answered "pending" (202): nothing a browser logs as a failed request.
+    while (!claimStatuses.length) await new Promise((r) => setTimeout(r, 10));
     const approving = a1.approveLink(link.code, { pollMs: 50 });
     await link.done;
     await approving;
+    expect(claimStatuses[0]).toBe(202);
+    expect(claimStatuses.at(-1)).toBe(200);
+    expect(claimStatuses.filter((s) => s >= 400)).toEqual([]);
     await a2.sync();
     expect(a2.state()).toMatchObject({ username: an, hasAccountKey: true });
     expect((await a2.history()).map((m) => m.text)).toContain('before linking');
@@ -111,6 +121,17 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     await a3.markVerified(bn, false);
     await a1.sync();
     expect((await a1.safetyNumber(bn)).verified).toBe(false);
+  });
+
+  test('a new device whose clock is off is told so on its first poll, and by how much', async () => {
+    const skewed = (offMs: number) => Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch, deviceName: 'skewed', now: () => Date.now() + offMs });
+    const ahead = await (await skewed(20 * 60_000)).startLink({ pollMs: 50 });
+    await expect(ahead.done).rejects.toMatchObject({
+      code: 'claim_expired',
+      message: 'This device’s clock is 20 minutes ahead of the relay’s (linking allows 5 minutes either way). Set its date, time and time zone correctly (automatic is best), then start linking again.',
+    });
+    const behind = await (await skewed(-3 * 3_600_000)).startLink({ pollMs: 50 });
+    await expect(behind.done).rejects.toMatchObject({ code: 'claim_expired', message: expect.stringContaining('clock is 3 hours behind the relay’s') });
   });
 
   test('groups: create, message, remove a member who then receives nothing', async () => {

@@ -1,6 +1,6 @@
 // The petrel CLI where a new user trips: removed devices, weak passwords, relay URLs, device
-// ids, profile folders and device names. Each case is a separate process against a real relay,
-// as in cli.test.ts.
+// ids, profile folders, device names and a wrong clock when linking. Each case is a separate
+// process against a real relay, as in cli.test.ts.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -108,5 +108,19 @@ describe('petrel CLI usability', () => {
     // An existing profile is left as it was when a command fails.
     expect((await petrel('alice', ['register', alice, 'alice password'])).error).toMatchObject({ error: 'already_registered' });
     expect((await petrel('alice', ['devices'])).code).toBe(0);
+  }, 60_000);
+
+  test('link-code on a machine whose clock is 20 minutes fast says so at once, and leaves no profile', async () => {
+    // The clock as the process sees it, as on a machine set wrong (Date.now is what the engine reads;
+    // NODE_OPTIONS splits on spaces, hence %20).
+    const fast = 'data:text/javascript,const%20n=Date.now;Date.now=()=>n()+1200000';
+    const r = await petrel('fast-clock', ['link-code'], { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${fast}`.trim() } });
+    expect(r.code).toBe(1);
+    expect(r.lines).toEqual([{ code: expect.any(String) }]);
+    expect(r.error).toEqual({
+      error: 'claim_expired',
+      message: 'This device’s clock is 20 minutes ahead of the relay’s (linking allows 5 minutes either way). Set its date, time and time zone correctly (automatic is best), then start linking again.',
+    });
+    expect(existsSync(join(root, 'fast-clock'))).toBe(false);
   }, 60_000);
 });

@@ -175,6 +175,24 @@ export async function startLink(ctx: Ctx): Promise<PendingLink> {
   return { code: toB64(encodeLinkCode(device)), device };
 }
 
+/** A rough duration for people: "7 minutes", "3 hours", "2 days". */
+function roughly(ms: number): string {
+  const [n, unit] = ms < 2 * 3_600_000 ? [Math.ceil(ms / 60_000), 'minute'] : ms < 2 * 86_400_000 ? [Math.round(ms / 3_600_000), 'hour'] : [Math.round(ms / 86_400_000), 'day'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * The relay refused the claim's time (claim_expired): this device's clock is off, which only its
+ * user can fix. The relay's answer carries its time and window, so say by how much.
+ */
+function clockOff(e: RelayError, signedAt: number): EngineError {
+  const { relayTime, windowMs } = e.body;
+  const off = typeof relayTime === 'number' ? signedAt - relayTime : NaN;
+  const by = Number.isFinite(off) ? `is ${roughly(Math.abs(off))} ${off > 0 ? 'ahead of' : 'behind'} the relay’s` : 'is too far from the relay’s';
+  const limit = typeof windowMs === 'number' ? ` (linking allows ${roughly(windowMs)} either way)` : '';
+  return new EngineError('claim_expired', `This device’s clock ${by}${limit}. Set its date, time and time zone correctly (automatic is best), then start linking again.`);
+}
+
 /**
  * New device: claims its token once an existing device listed it (polling), then uploads
  * prekeys. The account key arrives later in a 'link' message (see Engine.finishLink).
@@ -182,13 +200,18 @@ export async function startLink(ctx: Ctx): Promise<PendingLink> {
 export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName: string, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<void> {
   const deadline = ctx.now() + opts.timeoutMs;
   for (;;) {
+    const at = ctx.now();
+    let r;
     try {
-      const r = await ctx.api.claim(signDeviceClaim(link.device, ctx.now()));
+      r = await ctx.api.claim(signDeviceClaim(link.device, at));
+    } catch (e) {
+      if (e instanceof RelayError && e.code === 'claim_expired') throw clockOff(e, at);
+      if (!(e instanceof RelayError && e.transient)) throw e;
+    }
+    if (r) {
       await finishDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, link.device, undefined);
       await ctx.store.write(['meta'], (tx) => tx.delete('meta', 'pendingLink'));
       return;
-    } catch (e) {
-      if (!(e instanceof RelayError) || !(e.code === 'device_not_listed' || e.transient)) throw e;
     }
     if (ctx.now() > deadline) throw new EngineError('link_timeout', 'No device approved this code in time. Start linking again.');
     await opts.sleep(opts.pollMs);

@@ -99,12 +99,16 @@ function LinkDevice() {
     if (!link) return (status.value = '');
     code.value = link.code;
     status.value = 'Waiting for approval on your other device…';
-    const done = await act(() => link.done.then(() => true));
-    if (done) {
+    // Why linking stopped stays in the card (a toast would go before a clock could be fixed).
+    const failure = await link.done.then(
+      () => null,
+      (e: unknown) => (e instanceof Error ? e.message : String(e)),
+    );
+    if (failure === null) {
       status.value = 'Linked. Loading your history…';
       await entered();
     } else {
-      status.value = 'Linking stopped. Start again when ready.';
+      status.value = `Linking stopped: ${failure}`;
       code.value = null;
     }
   };

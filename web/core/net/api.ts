@@ -86,7 +86,11 @@ export class RelayApi {
   // devices
   putDeviceList = (list: Uint8Array, token = this.token) => this.call<{ version: number }>('PUT', '/v1/account/devices', { list: toB64(list) }, token);
   issueToken = (deviceId: Uint8Array, token: string) => this.call<{ token: string }>('POST', `/v1/account/devices/${toB64(deviceId)}/token`, undefined, token);
-  claim = (claim: Uint8Array) => this.call<{ username: string; token: string }>('POST', '/v1/devices/claim', { claim: toB64(claim) }, null);
+  /** The new device's first token, or null while no account lists the device yet (202 { status: 'pending' }). */
+  async claim(claim: Uint8Array): Promise<{ username: string; token: string } | null> {
+    const r = await this.call<{ username: string; token: string } | { status: 'pending' }>('POST', '/v1/devices/claim', { claim: toB64(claim) }, null);
+    return 'token' in r ? r : null;
+  }
   async deviceList(username: string): Promise<{ version: number; list: Uint8Array }> {
     const r = await this.call<{ version: number; list: string }>('GET', `/v1/users/${encodeURIComponent(username)}/devices`, undefined, null);
     return { version: r.version, list: fromB64(r.list) };
