@@ -216,6 +216,35 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect(sn).toMatchObject({ verified: false, keyChanged: true });
     expect(sn.digits).not.toBe(before);
     expect((await a.conversations()).find((c) => c.id === conv)!.keyWarning).toBe(true);
+    expect(await a.contacts()).toEqual([{ username: bn, verified: false, keyChanged: true }]);
+    // The conversation keeps a line saying so, which names the verification that was lost.
+    const line = (await a.messages(conv)).at(-1)!;
+    expect(line).toMatchObject({ system: true, from: bn, text: `Your safety number with ${bn} changed. ${bn} is no longer marked as verified: that was for their previous key.` });
+
+    // The old number no longer verifies anything; the new one, compared, settles the warning.
+    await expect(a.markVerified(bn, true, before)).rejects.toMatchObject({ code: 'key_changed' });
+    expect((await a.contacts())[0]!.verified).toBe(false);
+    await a.markVerified(bn, true, sn.digits);
+    expect(await a.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
+    expect((await a.conversations()).find((c) => c.id === conv)!.keyWarning).toBe(false);
+  });
+
+  test('a verification reaches an own device that had not pinned the contact yet', async () => {
+    const { a: a1, b, an, bn } = await twoUsers();
+    const conv = await a1.openDirect(bn);
+    await a1.send(conv, 'hi');
+    await b.sync();
+    const a2 = await device('laptop');
+    await a2.login(an, 'correct horse');
+    await a1.sync(); // learns of the new device (and sends it the history, which pins no key)
+    await a2.sync();
+    expect(await a2.contacts()).toEqual([]);
+    const events: string[] = [];
+    a1.on((e) => events.push(e.type));
+    await a1.markVerified(bn, true, (await a1.safetyNumber(bn)).digits);
+    expect(events).toContain('conversations'); // the screens refresh the mark at once
+    await a2.sync();
+    expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
   });
 
   test('an undecryptable envelope is recorded and the session repaired', async () => {

@@ -2,13 +2,16 @@
  * Device lists and contacts. Every list is verified with crypto/'s verifyDeviceList on every
  * fetch: signature, user, the account key pinned on first use, no rollback against the last
  * list we accepted. A list signed by a *different* account key is not silently trusted: it is
- * accepted only as a key change — the contact's verification is cleared and its conversations
- * carry a warning until the user acknowledges it.
+ * accepted only as a key change — the contact's verification (which was for the old key) is
+ * cleared, and its conversations get a line saying so and a warning until the user acknowledges
+ * it or verifies the new key.
  */
 import { CryptoError, type DeviceList, equalBytes, isCryptoError, normaliseUsername, verifyDeviceList } from '../../crypto/index.ts';
 import type { Ctx } from './context.ts';
-import type { ContactRow, ConversationRow } from './store/schema.ts';
+import { newId } from './protocol/content.ts';
+import type { ContactRow, ConversationRow, MessageRow, WriteTx } from './store/schema.ts';
 import { EngineError } from './types.ts';
+import { messageView, newMessageRow } from './views.ts';
 
 /** How long a cached list is used for sending before it is fetched again (409s refresh sooner). */
 const LIST_TTL_MS = 5 * 60_000;
@@ -64,17 +67,39 @@ async function acceptContact(ctx: Ctx, username: string, bytes: Uint8Array): Pro
   }
   // A new account key: the list must still be validly signed by it, for this user.
   const list = verifyDeviceList(bytes, { userId: username });
-  await ctx.store.write(['contacts', 'conversations'], async (tx) => {
+  // The banner (keyWarning) can be dismissed; the line in each conversation stays, as the record
+  // of when the number changed — and of a verification that no longer holds.
+  const text = `Your safety number with ${username} changed.` + (contact.verified ? ` ${username} is no longer marked as verified: that was for their previous key.` : '');
+  const lines = await ctx.store.write(['contacts', 'conversations', 'messages'], async (tx) => {
     await tx.put('contacts', { ...contact, accountKey: list.accountKey, list: bytes, listVersion: list.version, verified: false, keyChangedAt: now });
+    const added: MessageRow[] = [];
     for (const c of await tx.getAll('conversations')) {
-      if (c.members.includes(username)) await tx.put('conversations', { ...c, keyWarning: true } satisfies ConversationRow);
+      if (!c.members.includes(username)) continue;
+      await tx.put('conversations', { ...c, keyWarning: true } satisfies ConversationRow);
+      if (c.left) continue;
+      const row = newMessageRow({ id: newId(ctx.rng), conversation: c.id, sender: username, senderDevice: '', sentAt: now, receivedAt: now, text, status: 'received', system: true });
+      await tx.put('messages', row);
+      added.push(row);
     }
+    return added;
   });
   // Sessions with the old key's devices are worthless now.
   for (const k of [...ctx.sessions.keys()]) if (k.startsWith(`${username}/`)) ctx.sessions.delete(k);
   ctx.emit({ type: 'key-changed', user: username });
+  for (const row of lines) ctx.emit({ type: 'messages', conversation: row.conversation, messages: [messageView(row)] });
   ctx.emit({ type: 'conversations' });
   return list;
+}
+
+/**
+ * Marks a contact verified or not, for the account key stored with it. Verifying the key that
+ * replaced an earlier one settles that change: its warning on the direct conversation goes.
+ */
+export async function putVerified(tx: WriteTx, contact: ContactRow, verified: boolean): Promise<void> {
+  await tx.put('contacts', { ...contact, verified, ...(verified ? { keyChangedAt: null } : {}) });
+  if (!verified) return;
+  const dm = await tx.get('conversations', `dm:${contact.username}`);
+  if (dm?.keyWarning) await tx.put('conversations', { ...dm, keyWarning: false });
 }
 
 /** Looks a user up by name (for a new chat): their list verified and their key pinned. */

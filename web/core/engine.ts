@@ -8,7 +8,7 @@ import { applyAfter } from './after.ts';
 import { downloadAttachment, type Progress, uploadAttachment } from './attachments.ts';
 import { fromB64, toB64 } from './b64.ts';
 import { Ctx, type IdentityRecord, type Lock, mutex } from './context.ts';
-import { deviceList, lookUp } from './directory.ts';
+import { deviceList, lookUp, putVerified } from './directory.ts';
 import { cursorOf, processBatch } from './inbox.ts';
 import { type Fetch, RelayApi, RelayError, type WireEnvelope } from './net/api.ts';
 import { LiveSocket, type WsCtor } from './net/socket.ts';
@@ -17,7 +17,7 @@ import * as groups from './groups.ts';
 import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
-import { type ConnectionState, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
+import { type ConnectionState, type ContactView, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
 import { messageView, newConversation, newMessageRow, preview } from './views.ts';
 
 /** A change to the conversation row `id` as it is when the change commits. */
@@ -537,6 +537,12 @@ export class Engine {
     return this.ctx.store.read(['conversations'], (tx) => tx.getAll('conversations', { index: 'byActivity', reverse: true }));
   }
 
+  /** Everyone whose key is pinned here, with whether it is verified (refreshed with conversations). */
+  async contacts(): Promise<ContactView[]> {
+    const rows = await this.ctx.store.read(['contacts'], (tx) => tx.getAll('contacts'));
+    return rows.map((c) => ({ username: c.username, verified: c.verified, keyChanged: c.keyChangedAt !== null }));
+  }
+
   /**
    * Messages oldest first, one page at a time (a long conversation is never loaded whole):
    * the newest `limit`, or those just `before` / just `after` an order value.
@@ -596,15 +602,34 @@ export class Engine {
     return { digits: sn.digits, qr: toB64(sn.qr), verified: !!contact?.verified, keyChanged: !!contact?.keyChangedAt };
   }
 
-  async markVerified(username: string, verified = true): Promise<void> {
-    const accountKey = await this.ctx.store.write(['contacts'], async (tx) => {
-      const c = await tx.get('contacts', username);
-      if (!c) throw new EngineError('unknown_user', 'Look this user up first.');
-      await tx.put('contacts', { ...c, verified, ...(verified ? { keyChangedAt: null } : {}) });
-      return c.accountKey;
+  /**
+   * Marks `username` verified (or not) for the account key we hold for them. Pass the digits the
+   * person compared: if the key changed since they were shown, nothing is marked (they compared
+   * a number that no longer applies).
+   */
+  async markVerified(username: string, verified = true, comparedDigits?: string): Promise<void> {
+    const me = this.ctx.requireMe();
+    const known = await this.ctx.store.read(['contacts'], (tx) => tx.get('contacts', username));
+    if (!known) throw new EngineError('unknown_user', 'Look this user up first.');
+    if (verified && comparedDigits !== undefined) {
+      if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
+      if (safetyNumber(me.username, me.account.publicKey, username, known.accountKey).digits !== comparedDigits) {
+        throw new EngineError('key_changed', `${username}'s safety number changed while you were comparing. Compare the new number before marking them verified.`);
+      }
+    }
+    await this.ctx.store.write(['contacts', 'conversations'], async (tx) => {
+      const c = (await tx.get('contacts', username))!;
+      // The key compared above is the one marked: a change committed meanwhile wins (and has
+      // already cleared the mark, so un-marking needs nothing more).
+      if (!equalBytes(c.accountKey, known.accountKey)) {
+        if (!verified) return;
+        throw new EngineError('key_changed', `${username}'s safety number changed. Compare the new number before marking them verified.`);
+      }
+      await putVerified(tx, c, verified);
     });
+    this.ctx.emit({ type: 'conversations' });
     // Our other devices take it too, for this key only (queued if offline, like any message).
-    await this.sendControl([], { type: 'verified', user: username, accountKey: toB64(accountKey), verified });
+    await this.sendControl([], { type: 'verified', user: username, accountKey: toB64(known.accountKey), verified });
   }
 
   async acknowledgeKeyChange(conversationId: string): Promise<void> {

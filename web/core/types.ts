@@ -43,6 +43,15 @@ export interface SafetyNumberView {
   readonly keyChanged: boolean;
 }
 
+/** A person whose account key is pinned on this device. */
+export interface ContactView {
+  readonly username: string;
+  /** The user compared safety numbers for the key pinned now (a key change clears it). */
+  readonly verified: boolean;
+  /** Their key changed since first seen, and the new one has not been verified. */
+  readonly keyChanged: boolean;
+}
+
 export type ConnectionState = 'offline' | 'connecting' | 'online';
 
 export type EngineEvent =

@@ -1,5 +1,6 @@
 /** The conversation list: newest activity first, unread counts, search, and what to do when empty. */
-import { act, conversations, current, openConversation, panel, search, visibleConversations } from './state.ts';
+import { VerifiedMark } from './marks.tsx';
+import { act, conversations, current, isVerified, openConversation, panel, search, visibleConversations } from './state.ts';
 
 function when(ms: number): string {
   const d = new Date(ms);
@@ -32,7 +33,8 @@ export function Chats() {
                 <span class="chat-main">
                   <span class="chat-title">
                     {c.title}
-                    {c.keyWarning && <span class="warn" title="Security key changed"> ⚠</span>}
+                    {isVerified(c) && <VerifiedMark user={c.title} compact />}
+                    {c.keyWarning && <span class="warn" title="Safety number changed"><span aria-hidden="true"> ⚠</span><span class="visually-hidden">, safety number changed</span></span>}
                   </span>
                   <span class="chat-preview">{c.left ? 'You left this group' : c.lastPreview || 'No messages yet'}</span>
                 </span>

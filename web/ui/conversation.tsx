@@ -11,7 +11,8 @@ import { type Signal, useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { Composer, EMOJI } from './composer.tsx';
-import { act, conversations, currentConversation, engine, hasNewer, hasOlder, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
+import { VerifiedMark } from './marks.tsx';
+import { act, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
 
 const TICKS: Record<string, { mark: string; label: string }> = {
   pending: { mark: '🕓', label: 'waiting to send' },
@@ -59,15 +60,14 @@ function Open({ conv }: { conv: ConversationRow }) {
     <section class="conversation" aria-label={`Conversation with ${conv.title}`}>
       <header class="conv-head">
         <button class="back" onClick={() => void openConversation(null)} aria-label="Back to conversations">←</button>
-        <h2>{conv.title}</h2>
+        <div class="conv-title">
+          <h2>{conv.title}</h2>
+          {/* A group has no mark of its own: its members are marked one by one in Group info. */}
+          {isVerified(conv) && <VerifiedMark user={conv.title} />}
+        </div>
         <button onClick={() => (panel.value = conv.kind === 'group' ? { kind: 'group-info' } : { kind: 'contact', user: conv.title })} aria-label={conv.kind === 'group' ? 'Group info' : 'Contact info'}>Info</button>
       </header>
-      {conv.keyWarning && (
-        <div class="banner warn" role="alert">
-          The security key of someone in this conversation changed. Compare safety numbers in their contact info before sharing anything sensitive.{' '}
-          <button onClick={() => void act(() => engine.value!.acknowledgeKeyChange(conv.id))}>Dismiss</button>
-        </div>
-      )}
+      {conv.keyWarning && <KeyWarning conv={conv} />}
       <ol class="messages" ref={listRef} tabIndex={0} aria-label="Messages" aria-describedby="messages-help" onKeyDown={moveFocus}
         onScroll={(e) => (atBottom.current = e.currentTarget.scrollTop + e.currentTarget.clientHeight >= e.currentTarget.scrollHeight - 40)}>
         <li ref={topRef} class="top-sentinel">{hasOlder.value ? <button onClick={() => void loadOlder()}>Load earlier messages</button> : messages.value.length ? <span>Beginning of the conversation</span> : null}</li>
@@ -85,6 +85,26 @@ function Open({ conv }: { conv: ConversationRow }) {
       <p class="typing" aria-live="polite">{who.length ? `${who.join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : ''}</p>
       {conv.left ? <p class="banner">You are no longer a member of this group.</p> : <Composer conv={conv} replyTo={replyTo} editing={editing} />}
     </section>
+  );
+}
+
+/**
+ * A contact's account key changed (web/core/directory.ts set keyWarning): says whose, and offers
+ * the comparison. It stays until dismissed or until the new key is verified; the line the engine
+ * added to the messages stays for good.
+ */
+function KeyWarning({ conv }: { conv: ConversationRow }) {
+  // In a group, the members whose new key is not verified yet (none known: say "someone").
+  const changed = conv.kind === 'direct' ? [conv.title] : conv.members.filter((m) => contacts.value[m]?.keyChanged);
+  const whose = conv.kind === 'direct' ? `Your safety number with ${conv.title}` : changed.length ? `The safety number of ${changed.join(', ')}` : 'The safety number of someone in this group';
+  return (
+    <div class="banner warn key-warning" role="alert">
+      <span>{whose} changed. They may have reinstalled Petrel or reset their account — or someone may be in the middle. Compare safety numbers before sharing anything sensitive.</span>{' '}
+      {changed.map((u) => (
+        <button key={u} onClick={() => (panel.value = { kind: 'contact', user: u })}>{conv.kind === 'direct' ? 'Compare safety numbers' : `Compare with ${u}`}</button>
+      ))}{' '}
+      <button onClick={() => void act(() => engine.value!.acknowledgeKeyChange(conv.id))}>Dismiss</button>
+    </div>
   );
 }
 

@@ -4,7 +4,8 @@ import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import type { DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
 import { Qr } from './qr.tsx';
-import { act, currentConversation, engine, me, openConversation, panel, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
+import { VerifiedMark } from './marks.tsx';
+import { act, contacts, currentConversation, engine, me, openConversation, panel, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
 
 const close = () => (panel.value = { kind: 'none' });
 
@@ -102,7 +103,10 @@ function GroupInfo() {
         <li>{me.value?.username} (you)</li>
         {conv.members.map((m) => (
           <li key={m}>
-            <button class="link" onClick={() => (panel.value = { kind: 'contact', user: m })}>{m}</button>
+            <span class="member">
+              <button class="link" onClick={() => (panel.value = { kind: 'contact', user: m })}>{m}</button>
+              {contacts.value[m]?.verified && <VerifiedMark user={m} />}
+            </span>
             <button onClick={() => confirm(`Remove ${m} from the group?`) && void act(() => engine.value!.removeMember(conv.id, m))} aria-label={`Remove ${m}`}>Remove</button>
           </li>
         ))}
@@ -119,7 +123,11 @@ function GroupInfo() {
 function Contact({ user }: { user: string }) {
   const sn = useSignal<SafetyNumberView | null>(null);
   const load = () => act(async () => (sn.value = await engine.value!.safetyNumber(user)));
-  useEffect(() => void load(), [user]);
+  useEffect(() => {
+    void load();
+    // A key change while the number is on screen: show the new one, never keep comparing the old.
+    return engine.value!.on((e) => void (e.type === 'key-changed' && e.user === user && load()));
+  }, [user]);
   return (
     <Panel title={user}>
       <h3>Safety number</h3>
@@ -127,12 +135,14 @@ function Contact({ user }: { user: string }) {
         <>
           <p class="digits" aria-label="Safety number digits">{sn.value.digits.match(/.{1,5}/g)!.join(' ')}</p>
           <Qr text={sn.value.qr} label="Safety number as a QR code" />
-          {sn.value.keyChanged && <p class="banner warn">This contact's security key changed. Compare the numbers again.</p>}
+          {sn.value.keyChanged && <p class="banner warn">{user}'s safety number changed. Compare the new number with them; an earlier verification does not carry over.</p>}
           <p class="hint">Compare these digits with {user} in person or on a call. If they match, nobody is in the middle.</p>
           <label class="check">
-            <input type="checkbox" checked={sn.value.verified} onChange={async (e) => { await act(() => engine.value!.markVerified(user, e.currentTarget.checked)); await load(); }} />
+            {/* The digits shown are passed along: if the key changed meanwhile, nothing is marked. */}
+            <input type="checkbox" checked={sn.value.verified} onChange={async (e) => { await act(() => engine.value!.markVerified(user, e.currentTarget.checked, sn.value!.digits)); await load(); }} />
             Verified
           </label>
+          {sn.value.verified && <p class="hint">If {user}'s safety number changes, the mark goes and your conversation says so.</p>}
         </>
       ) : (
         <progress aria-label="Loading" />

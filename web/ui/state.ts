@@ -4,7 +4,7 @@
  */
 import { computed, signal } from '@preact/signals';
 import type { Engine } from '../core/engine.ts';
-import type { ConversationRow, ConnectionState, EngineEvent, MessageView } from '../core/types.ts';
+import type { ContactView, ConversationRow, ConnectionState, EngineEvent, MessageView } from '../core/types.ts';
 import { DEFAULT_SETTINGS, readSettings, type Settings, writeSettings } from '../shared/settings.ts';
 
 export type Panel =
@@ -18,6 +18,8 @@ export type Panel =
 export const engine = signal<Engine | null>(null);
 export const me = signal<{ username: string; deviceId: string; hasAccountKey: boolean } | null>(null);
 export const conversations = signal<ConversationRow[]>([]);
+/** Pinned contacts by username: whether each is verified, for the marks in headers and lists. */
+export const contacts = signal<Readonly<Record<string, ContactView>>>({});
 export const current = signal<string | null>(null);
 export const messages = signal<MessageView[]>([]);
 export const hasOlder = signal(false);
@@ -65,7 +67,16 @@ export async function act<T>(f: () => Promise<T>): Promise<T | undefined> {
 
 export async function refreshConversations(): Promise<void> {
   const e = engine.value;
-  if (e?.state()) conversations.value = await e.conversations();
+  if (!e?.state()) return;
+  // Together: a verification or a key change updates a contact and its conversations at once.
+  const [rows, people] = await Promise.all([e.conversations(), e.contacts()]);
+  conversations.value = rows;
+  contacts.value = Object.fromEntries(people.map((c) => [c.username, c]));
+}
+
+/** A direct conversation's peer is verified (for their current key); never true for a group. */
+export function isVerified(conv: ConversationRow): boolean {
+  return conv.kind === 'direct' && !!contacts.value[conv.title]?.verified;
 }
 
 export async function openConversation(id: string | null): Promise<void> {
@@ -146,7 +157,7 @@ export function handleEvent(e: EngineEvent): void {
       void refreshConversations();
       if (e.conversation === current.value) {
         void reloadCurrent();
-        if (e.type === 'messages' && document.visibilityState === 'visible' && e.messages.some((m) => m.from !== me.value?.username)) {
+        if (e.type === 'messages' && document.visibilityState === 'visible' && e.messages.some((m) => m.from !== me.value?.username && !m.system)) {
           void act(() => engine.value!.markRead(e.conversation));
         }
       }
@@ -187,7 +198,7 @@ export function handleEvent(e: EngineEvent): void {
       say(`New device added to your account: ${e.name}`);
       break;
     case 'key-changed':
-      say(`${e.user}'s security key changed. Compare safety numbers before sharing anything sensitive.`, 'error');
+      say(`${e.user}'s safety number changed. Compare it with them before sharing anything sensitive.`, 'error');
       void refreshConversations();
       break;
     case 'history-imported':
