@@ -35,7 +35,17 @@ export async function buildWeb(): Promise<void> {
   // and workbox-build are dev dependencies that a production install may lack.
   const { build } = await import('vite');
   const { injectManifest } = await import('workbox-build');
-  await build({ configFile: join(web, 'vite.config.ts'), logLevel: quiet ? 'error' : 'warn' });
+  // Always a production build: vite takes DEV from NODE_ENV when it is set, and under vitest
+  // (a browser test rebuilding a stale dist) it is "test" — which built the page with its service
+  // worker switched off (web/net/sw-bridge.ts), failing every test that needs one.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await build({ configFile: join(web, 'vite.config.ts'), mode: 'production', logLevel: quiet ? 'error' : 'warn' });
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
   const r = await injectManifest({
     swSrc: join(dist, 'sw.js'),
     swDest: join(dist, 'sw.js'),
