@@ -10,7 +10,7 @@
  */
 import { and, eq, gt } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { accounts, accountSessions, devices } from '../db/schema.ts';
 import { unauthorized } from '../errors.ts';
 import type { RelayServices } from '../services.ts';
@@ -97,4 +97,21 @@ export function deviceAuth(c: Context<RelayEnv>): DeviceAuth {
   const a = c.get('auth');
   if (a.kind !== 'device') throw unauthorized('a device token is required');
   return a;
+}
+
+/**
+ * Locks the device's row until the transaction ends, if the device is still active; 401 if not.
+ * A request authenticated a moment ago may race the device's removal, which takes the same row
+ * lock (routes/devices.ts) before it deletes the device's prekeys and push subscription: what
+ * this transaction writes is then either refused here or committed first and deleted with the
+ * device, never left behind. It also makes one device's concurrent writes of its own state take
+ * turns (the one-time prekey cap, the signed prekey that replaces the current one).
+ */
+export async function lockActiveDevice(tx: Tx, device: number): Promise<void> {
+  const rows = await tx
+    .select({ id: devices.id })
+    .from(devices)
+    .where(and(eq(devices.id, device), eq(devices.active, true)))
+    .for('update');
+  if (rows.length === 0) throw unauthorized('this device was removed from its account');
 }

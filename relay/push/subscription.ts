@@ -42,6 +42,7 @@ export function checkSubscription(s: SubscriptionJson, allowHttp: boolean): Chec
   } catch {
     throw invalid('endpoint must be an absolute URL');
   }
+  if (url.href.length > MAX_ENDPOINT_CHARS) throw invalid(`endpoint longer than ${MAX_ENDPOINT_CHARS} characters`);
   const problem = endpointProblem(url, allowHttp);
   if (problem) throw invalid(problem);
 
@@ -54,7 +55,9 @@ export function checkSubscription(s: SubscriptionJson, allowHttp: boolean): Chec
     throw invalid('keys.p256dh must be an uncompressed P-256 point');
   }
   const auth = keyBytes(s.keys.auth, AUTH_SECRET_BYTES, 'keys.auth');
-  return { endpoint: s.endpoint, p256dh: toB64(p256dh), auth: toB64(auth) };
+  // The URL as parsed, not as given: the parser drops surrounding blanks, tabs and newlines and
+  // percent-encodes control characters (a NUL, stored as given, made PostgreSQL refuse the row).
+  return { endpoint: url.href, p256dh: toB64(p256dh), auth: toB64(auth) };
 }
 
 /** Browsers send unpadded base64url; a trailing `=` padding is tolerated and dropped. */

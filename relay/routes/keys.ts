@@ -35,7 +35,7 @@ import { bytesOf, type Db, rowsOf, type Tx } from '../db/client.ts';
 import { accounts, deviceLists, devices, prekeys } from '../db/schema.ts';
 import { b64Bytes, fromB64, toB64 } from '../encoding.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { deviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
+import { deviceAuth, lockActiveDevice, type RelayEnv, requireDevice } from '../middleware/auth.ts';
 import type { RelayServices } from '../services.ts';
 import { requireUsername } from '../usernames.ts';
 import { limitBody, valid } from '../validate.ts';
@@ -111,6 +111,9 @@ export function keyRoutes(s: RelayServices) {
         }
       }
       const result = await db.transaction(async (tx) => {
+        // One upload per device at a time: two concurrent ones each counted the other's keys as
+        // absent (the cap overshot) and replaced the same signed prekey at once (a 500).
+        await lockActiveDevice(tx, me.device);
         for (const kind of [PrekeyKind.signed, PrekeyKind.pqLastResort]) {
           const latest = decoded.filter((p) => p.kind === kind).at(-1);
           if (!latest) continue;

@@ -13,7 +13,7 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import * as v from 'valibot';
-import { deviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
+import { deviceAuth, lockActiveDevice, type RelayEnv, requireDevice } from '../middleware/auth.ts';
 import { checkSubscription, MAX_ENDPOINT_CHARS } from '../push/subscription.ts';
 import type { RelayServices } from '../services.ts';
 import { valid } from '../validate.ts';
@@ -30,11 +30,16 @@ export function pushRoutes(s: RelayServices) {
     .put('/push/subscription', requireDevice(s), valid('json', Subscription), async (c) => {
       const sub = checkSubscription(c.req.valid('json'), s.config.pushAllowInsecureEndpoints);
       const me = deviceAuth(c);
-      await s.db.execute(sql`
-        INSERT INTO push_subscriptions (device, endpoint, p256dh, auth, created_at)
-        VALUES (${me.device}, ${sub.endpoint}, ${sub.p256dh}, ${sub.auth}, ${s.now()}::bigint)
-        ON CONFLICT (device) DO UPDATE SET endpoint = EXCLUDED.endpoint, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
-          last_push_at = NULL, created_at = EXCLUDED.created_at`);
+      await s.db.transaction(async (tx) => {
+        // A removal racing this request would otherwise leave the endpoint stored for a device
+        // that no longer exists.
+        await lockActiveDevice(tx, me.device);
+        await tx.execute(sql`
+          INSERT INTO push_subscriptions (device, endpoint, p256dh, auth, created_at)
+          VALUES (${me.device}, ${sub.endpoint}, ${sub.p256dh}, ${sub.auth}, ${s.now()}::bigint)
+          ON CONFLICT (device) DO UPDATE SET endpoint = EXCLUDED.endpoint, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
+            last_push_at = NULL, created_at = EXCLUDED.created_at`);
+      });
       return c.body(null, 204);
     })
     .delete('/push/subscription', requireDevice(s), async (c) => {

@@ -13,7 +13,10 @@ import {
   withDeviceAdded,
 } from '../../crypto/index.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { b64, call, createUser, issueToken, login, publishList, removeDevice, unb64, uploadPrekeys } from './client.ts';
+import { createECDH, randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { rowsOf } from '../../relay/db/client.ts';
+import { addDevice, b64, call, createUser, issueToken, login, publishList, removeDevice, unb64, uploadPrekeys } from './client.ts';
 import { backends, startTestRelay, type TestRelay, uniqueName, withConfig } from './harness.ts';
 
 describe.each(backends)('devices and keys on $name', (backend) => {
@@ -119,6 +122,50 @@ describe.each(backends)('devices and keys on $name', (backend) => {
     expect(r.body).toEqual({ signed: true, pqLastResort: true, oneTime: 3, pqOneTime: 3 });
     expect((await call(relay.fetch, 'GET', '/v1/keys/count', { token: d1.token })).body.oneTime).toBe(3);
   });
+
+  test('concurrent uploads of one device take turns: the one-time cap holds, a signed prekey is replaced once', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'), 1, 0);
+    const d = alice.devices[0]!;
+    // 8 uploads of 100 + 100 at once against a cap of 500 per kind: 5 fit, 3 are refused.
+    const replies = await Promise.all(Array.from({ length: 8 }, () => uploadPrekeys(relay.fetch, d, 100)));
+    const ok = replies.filter((r) => r.status === 200);
+    for (const r of replies.filter((r) => r.status !== 200)) expect([r.status, r.body.error]).toEqual([400, 'too_many_prekeys']);
+    expect(ok).toHaveLength(5);
+    expect((await call(relay.fetch, 'GET', '/v1/keys/count', { token: d.token })).body).toMatchObject({ oneTime: 500, pqOneTime: 500 });
+    // The same signed and last-resort prekeys sent 6 times at once (a retry racing its original).
+    const signed = generatePrekey(d.keys, PrekeyKind.signed, 9001, systemRng);
+    const lastResort = generatePrekey(d.keys, PrekeyKind.pqLastResort, 9002, systemRng);
+    const body = { prekeys: [b64(encodePrekey(signed.public)), b64(encodePrekey(lastResort.public))] };
+    const again = await Promise.all(Array.from({ length: 6 }, () => call(relay.fetch, 'PUT', '/v1/keys', { token: d.token, body })));
+    for (const r of again) expect(r.status).toBe(200);
+    const kinds = rowsOf<{ kind: number; n: number }>(
+      await relay.services.db.execute(sql`SELECT p.kind, count(*)::int AS n FROM prekeys p JOIN devices v ON v.id = p.device WHERE v.device_id = ${d.keys.deviceId} AND p.kind IN (1, 4) GROUP BY p.kind ORDER BY p.kind`),
+    );
+    expect(kinds).toEqual([{ kind: 1, n: 1 }, { kind: 4, n: 1 }]);
+  }, 60_000);
+
+  test('a removal racing the device’s own uploads leaves none of its prekeys or push subscription behind', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'), 1, 0);
+    const endpoint = 'https://push.example/sub/race';
+    const keys = { p256dh: Buffer.from(createECDH('prime256v1').generateKeys()).toString('base64url'), auth: randomBytes(16).toString('base64url') };
+    for (let round = 0; round < 4; round++) {
+      const d = await addDevice(relay.fetch, alice, 0);
+      const replies = await Promise.all([
+        ...Array.from({ length: 3 }, () => call(relay.fetch, 'PUT', '/v1/push/subscription', { token: d.token, body: { endpoint, keys } })),
+        uploadPrekeys(relay.fetch, d, 5),
+        removeDevice(relay.fetch, alice, d),
+      ]);
+      // Each upload either finished before the removal or was refused as from a removed device.
+      for (const r of replies.slice(0, 4)) expect([200, 204, 401]).toContain(r.status);
+      expect(replies[4]!.status).toBe(200);
+    }
+    const left = rowsOf<{ n: number }>(
+      await relay.services.db.execute(sql`
+        SELECT (SELECT count(*) FROM prekeys p JOIN devices v ON v.id = p.device WHERE NOT v.active)
+             + (SELECT count(*) FROM push_subscriptions p JOIN devices v ON v.id = p.device WHERE NOT v.active) AS n`),
+    );
+    expect(Number(left[0]!.n)).toBe(0);
+  }, 60_000);
 
   test('bundles: one per device, verified, falling back to the last-resort key', async () => {
     const alice = await createUser(relay.fetch, uniqueName('alice'), 2, 1);

@@ -144,6 +144,13 @@ describe.each(backends)('web push on $name', (backend) => {
         const r = await put({ ...good, endpoint }, t, strict.fetch);
         expect([r.status, r.body.error], endpoint).toEqual([400, 'invalid_subscription']);
       }
+      // Stored as parsed: control characters inside percent-encoded, tabs dropped, blanks and
+      // controls around it trimmed (a NUL stored as given was a 500 from the database).
+      expect((await put({ ...good, endpoint: ' https://push.example/x\u0000y\t?q#f\u0000 ' }, t, strict.fetch)).status).toBe(204);
+      const [row] = rowsOf<{ endpoint: string }>(
+        await relay.services.db.execute(sql`SELECT endpoint FROM push_subscriptions p JOIN devices d ON d.id = p.device WHERE d.device_id = ${alice!.devices[0]!.keys.deviceId}`),
+      );
+      expect(row?.endpoint).toBe('https://push.example/x%00y?q#f');
     } finally {
       await strict.services.close();
     }
