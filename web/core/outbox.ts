@@ -29,7 +29,7 @@ import { address, type Ctx } from './context.ts';
 import { decodeContent } from './protocol/content.ts';
 import { deviceList } from './directory.ts';
 import { RelayError } from './net/api.ts';
-import { afterSeal, commitLog, putLog, type SentEntry, sentLog } from './resend.ts';
+import { afterSeal, commitLog, keptAt, putLog, type SentEntry, sentLog } from './resend.ts';
 import type { OutboxRow, SealedSubmission } from './store/schema.ts';
 
 const MAX_REPAIRS = 3;
@@ -96,9 +96,10 @@ async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>): Pro
     const next: OutboxRow = { ...row, sealed };
     // What goes as a prekey message is kept until its session is confirmed, to send again if the peer refused it (resend.ts).
     const logs = new Map<string, SentEntry[]>();
+    const at = out.messages.some((m) => m.message[1] === MessageKind.prekey) ? keptAt(row.content) : null;
     for (const m of out.messages) {
       const addr = address(m.address.user, m.address.device.deviceId);
-      const log = afterSeal(await sentLog(ctx, addr), m.record, row.content, m.message[1] === MessageKind.prekey);
+      const log = afterSeal(await sentLog(ctx, addr), m.record, row.content, at, m.message[1] === MessageKind.prekey);
       if (log) logs.set(addr, log);
     }
     await ctx.store.write(logs.size ? ['sessions', 'outbox', 'meta'] : ['sessions', 'outbox'], async (tx) => {

@@ -30,8 +30,8 @@ export interface SentEntry {
   readonly at: number;
 }
 
-const MAX_ENTRIES = 100;
-const MAX_BYTES = 512 * 1024;
+const MAX_ENTRIES = 50;
+const MAX_BYTES = 256 * 1024;
 const NOT_KEPT = new Set(['typing', 'repair']);
 
 const metaKey = (addr: string) => `unconfirmed/${addr}`;
@@ -50,27 +50,26 @@ function pendingOf(record: DeviceSessions): Set<string> {
   return new Set([record.active, ...record.inactive].filter((s): s is Session => s !== null && s.initiatedByUs && !s.confirmed).map((s) => toHex(s.baseKey)));
 }
 
+/** The content's time if it is worth sending again (not a typing notice or a repair request), else null. */
+export function keptAt(content: Uint8Array): number | null {
+  try {
+    const c = decodeContent(content);
+    return NOT_KEPT.has(c.body.type) ? null : c.at;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * The log after sealing `content` for a device whose record is now `record`: entries of sessions no
- * longer pending removed, and `content` added when it went as a prekey message. Null: unchanged.
+ * The log after sealing `content` (kept at `at`, or not kept: null) for a device whose record is now
+ * `record`: entries of sessions no longer pending removed, and `content` added when it went as a
+ * prekey message. Null: unchanged.
  */
-export function afterSeal(entries: readonly SentEntry[], record: DeviceSessions, content: Uint8Array, prekeyMessage: boolean): SentEntry[] | null {
+export function afterSeal(entries: readonly SentEntry[], record: DeviceSessions, content: Uint8Array, at: number | null, prekeyMessage: boolean): SentEntry[] | null {
   const pending = pendingOf(record);
   let next = entries.filter((e) => pending.has(e.baseKey));
-  let added = false;
-  if (prekeyMessage && record.active) {
-    const c = (() => {
-      try {
-        return decodeContent(content);
-      } catch {
-        return null;
-      }
-    })();
-    if (c && !NOT_KEPT.has(c.body.type)) {
-      next = [...next, { baseKey: toHex(record.active.baseKey), content, at: c.at }];
-      added = true;
-    }
-  }
+  const added = prekeyMessage && record.active !== null && at !== null;
+  if (added) next = [...next, { baseKey: toHex(record.active!.baseKey), content, at }];
   let bytes = next.reduce((n, e) => n + e.content.length, 0);
   while (next.length > MAX_ENTRIES || (bytes > MAX_BYTES && next.length > 1)) bytes -= next.shift()!.content.length;
   return added || next.length !== entries.length ? next : null;
