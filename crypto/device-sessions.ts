@@ -11,6 +11,9 @@
  *   started at once, and both keep the session with the smaller base key, so they converge at once.
  * - A normal message is tried on the active session, then the inactive ones; one that
  *   decrypts on an inactive session promotes it to active.
+ * - When the peer reports (inside a message that decrypted here) that it refused the prekey
+ *   messages of sessions we started, those of them it can never have confirmed are dropped; if
+ *   that was the active one, the session the report arrived on becomes active (`dropRefused`).
  * As everywhere in crypto/, the record passed in is never modified; the caller commits the
  * returned record together with the plaintext.
  */
@@ -72,6 +75,8 @@ export interface DecryptResult {
   readonly plaintext: Uint8Array;
   /** One-time prekeys this message consumed: delete them when committing `record`. */
   readonly used: UsedPrekeys | null;
+  /** The base key of the session the message decrypted on (held in `record`). */
+  readonly baseKey: Uint8Array;
 }
 
 /**
@@ -97,16 +102,16 @@ export function decryptFromDevice(
       // devices that each restarted could each keep sending prekey messages on its own pending
       // session and receiving on the other's: never converging, never taking a DH ratchet step.
       const stays = known === record.active || keepsOurs(record.active, known);
-      return { record: stays ? replaced(record, known, r.session) : withActive(record, r.session), plaintext: r.plaintext, used: null };
+      return { record: stays ? replaced(record, known, r.session) : withActive(record, r.session), plaintext: r.plaintext, used: null, baseKey: known.baseKey };
     }
     const setup = respondToPrekey(ours, theirs, m.prekey, lookup);
     const r = ratchetDecrypt(setup.session, m.prekey.message, rng);
     const current = record.active;
     if (keepsOurs(current, r.session)) {
       // Keep ours active; the peer makes the same choice when our prekey message reaches it.
-      return { record: { active: current, inactive: [r.session, ...record.inactive].slice(0, MAX_INACTIVE_SESSIONS) }, plaintext: r.plaintext, used: setup.used };
+      return { record: { active: current, inactive: [r.session, ...record.inactive].slice(0, MAX_INACTIVE_SESSIONS) }, plaintext: r.plaintext, used: setup.used, baseKey: r.session.baseKey };
     }
-    return { record: withActive(record, r.session), plaintext: r.plaintext, used: setup.used };
+    return { record: withActive(record, r.session), plaintext: r.plaintext, used: setup.used, baseKey: r.session.baseKey };
   }
 
   const candidates = [record.active, ...record.inactive].filter((s): s is Session => s !== null);
@@ -116,7 +121,7 @@ export function decryptFromDevice(
     try {
       const r = ratchetDecrypt(s, m.message, rng);
       const record2 = s === record.active ? { ...record, active: r.session } : withActive(record, r.session);
-      return { record: record2, plaintext: r.plaintext, used: null };
+      return { record: record2, plaintext: r.plaintext, used: null, baseKey: s.baseKey };
     } catch (e) {
       if (!isCryptoError(e)) throw e;
       first ??= e;
@@ -125,4 +130,24 @@ export function decryptFromDevice(
     }
   }
   throw first;
+}
+
+/**
+ * PROTOCOL.md §8 rule 7. The peer device reported, in a message that decrypted on our session with
+ * base key `carrier` (`DecryptResult.baseKey`), that it refused the prekey messages of the sessions
+ * with base keys `refused`. Every held session among them that we initiated and that is not
+ * confirmed is dropped: the peer never sent on it and will never decrypt what we send on it (its
+ * signed prekey is gone, say), so the tie-break must not keep it active against the session the
+ * peer started instead. If the active session was dropped, `carrier` is made active (the peer holds
+ * it: it just sent on it); if `carrier` is not held, no session is active. A session the peer has
+ * sent on (confirmed) or that it started is never dropped, so a stale or mistaken report changes
+ * nothing. Returns `record` itself when nothing is dropped. No draws.
+ */
+export function dropRefused(record: DeviceSessions, refused: readonly Uint8Array[], carrier: Uint8Array): DeviceSessions {
+  for (const k of [...refused, carrier]) if (k.length !== 32) throw new CryptoError('invalid_argument', 'a base key is 32 bytes');
+  const drops = (s: Session) => s.initiatedByUs && !s.confirmed && refused.some((k) => equalBytes(k, s.baseKey));
+  const kept = record.inactive.filter((s) => !drops(s));
+  if (!(record.active && drops(record.active))) return kept.length === record.inactive.length ? record : { active: record.active, inactive: kept };
+  const next = kept.find((s) => equalBytes(s.baseKey, carrier)) ?? null;
+  return { active: next, inactive: kept.filter((s) => s !== next) };
 }

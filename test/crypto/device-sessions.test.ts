@@ -6,6 +6,8 @@ import {
   compareBytes,
   decodeDeviceSessions,
   decryptFromDevice,
+  type DeviceSessions,
+  dropRefused,
   EMPTY_DEVICE_SESSIONS,
   encodeDeviceSessions,
   encryptForDevice,
@@ -170,5 +172,109 @@ describe('active and inactive sessions', () => {
       const from = i % 3 === 0 ? 'b' : 'a';
       expect(d.recv(from === 'a' ? 'b' : 'a', d.send(from, `m${i}`))).toBe(`m${i}`);
     }
+  });
+});
+
+describe('a peer\u2019s report of refused sessions (rule 7)', () => {
+  const bases = (r: DeviceSessions) => [r.active, ...r.inactive].map((s) => (s ? hexOf(s.baseKey) : null));
+
+  /**
+   * Alice starts S_A from a bundle whose signed prekey Bob has since replaced: he refuses it and
+   * starts S_B, on which he sends `repair`. Returns after Alice received that message.
+   */
+  function refusedStart(label: string) {
+    const d = new Duo(label);
+    d.start('a');
+    const sA = d.rec.a.active!.baseKey;
+    const first = d.send('a', 'on S_A');
+    d.b.prekeys.delete('1/1'); // rotated away
+    refuse(d, 'b', first, 'unknown_prekey', 'S_A names a signed prekey Bob no longer holds');
+    d.start('b');
+    const sB = d.rec.b.active!.baseKey;
+    const r = d.tryRecv('a', d.send('b', 'repair'));
+    expect(hexOf(r.baseKey)).toBe(hexOf(sB));
+    d.rec.a = r.record;
+    return { d, sA, sB, first };
+  }
+
+  const orders = new Set<boolean>();
+  for (let seed = 0; seed < 4; seed++) {
+    test(`Alice drops the session Bob refused and both converge on his, whichever base key is smaller (seed ${seed})`, () => {
+      const { d, sA, sB, first } = refusedStart(`sesame/report/${seed}`);
+      const aliceSmaller = compareBytes(sA, sB) < 0;
+      orders.add(aliceSmaller);
+      // Before the report the tie-break decides: with S_A the smaller, Alice would stay on it for good.
+      expect(baseOf(d, 'a')).toBe(hexOf(aliceSmaller ? sA : sB));
+      if (aliceSmaller) {
+        const stuck = d.send('a', 'still on S_A');
+        expect(stuck[1]).toBe(MessageKind.prekey);
+        refuse(d, 'b', stuck, 'unknown_prekey', 'what Alice sends on S_A');
+      }
+      const before = d.rec.a;
+      d.rec.a = dropRefused(before, [sA], sB);
+      expect(bases(d.rec.a)).toEqual([hexOf(sB)]);
+      // Alice answers on S_B with a ratchet message; Bob's session is confirmed; both stay there.
+      const m = d.send('a', 'on S_B');
+      expect(m[1]).toBe(MessageKind.ratchet);
+      expect(d.recv('b', m)).toBe('on S_B');
+      expect(d.rec.b.active!.confirmed).toBe(true);
+      expect(d.recv('a', d.send('b', 'reply'))).toBe('reply');
+      expect(bases(d.rec.a)).toEqual([hexOf(sB)]);
+      expect(bases(d.rec.b)).toEqual([hexOf(sB)]);
+      // S_A is forgotten (rule 6): its prekey message is a new session again, still refused.
+      refuse(d, 'b', first, 'unknown_prekey', 'S_A again');
+    });
+  }
+  test('the seeds above covered both orders of the base keys', () => {
+    expect(orders).toEqual(new Set([true, false]));
+  });
+
+  test('only sessions we started and the peer never confirmed are dropped; the order is kept', () => {
+    const d = new Duo('sesame/report/which', 6).establish(); // S1: Alice's, confirmed
+    const s1 = d.rec.a.active!.baseKey;
+    d.start('b'); // S2: Bob's, received by Alice
+    expect(d.recv('a', d.send('b', 'on S2'))).toBe('on S2');
+    const s2 = d.rec.a.active!.baseKey;
+    d.start('a'); // S3, S4: Alice's, unconfirmed
+    const s3 = d.rec.a.active!.baseKey;
+    d.start('a');
+    const s4 = d.rec.a.active!.baseKey;
+    const rec = d.rec.a;
+    expect(bases(rec)).toEqual([s4, s3, s2, s1].map(hexOf));
+    // A report naming only sessions that must stay, or nothing held: the very same record.
+    const unknown = new Uint8Array(32).fill(7);
+    expect(dropRefused(rec, [s1, s2, unknown], s2)).toBe(rec);
+    expect(dropRefused(rec, [], s2)).toBe(rec);
+    // An inactive one: removed, the active stays, the rest keep their order.
+    expect(bases(dropRefused(rec, [s3, s1], s2))).toEqual([s4, s2, s1].map(hexOf));
+    // The active one: the carrier becomes active, the others keep their order.
+    expect(bases(dropRefused(rec, [s4], s1))).toEqual([s1, s3, s2].map(hexOf));
+    expect(bases(dropRefused(rec, [s4, s3], s2))).toEqual([s2, s1].map(hexOf));
+    // A carrier not held: no active session (the next send starts one).
+    const none = dropRefused(rec, [s4], unknown);
+    expect(bases(none)).toEqual([null, s3, s2, s1].map((k) => k && hexOf(k)));
+    expect(hasSession(none)).toBe(false);
+    expectCode(() => encryptForDevice(none, utf8('x')), 'no_session');
+    expect(hexOf(encodeDeviceSessions(decodeDeviceSessions(encodeDeviceSessions(none))))).toBe(hexOf(encodeDeviceSessions(none)));
+    // The record passed in is never modified.
+    expect(bases(rec)).toEqual([s4, s3, s2, s1].map(hexOf));
+    expectCode(() => dropRefused(rec, [s4.subarray(0, 31)], s1), 'invalid_argument');
+    expectCode(() => dropRefused(rec, [s4], new Uint8Array(33)), 'invalid_argument');
+  });
+
+  test('DecryptResult.baseKey names the session each kind of message decrypted on', () => {
+    const d = new Duo('sesame/report/carrier', 3);
+    d.start('a');
+    const sA = hexOf(d.rec.a.active!.baseKey);
+    const p0 = d.send('a', 'p0');
+    const p1 = d.send('a', 'p1');
+    expect(hexOf(d.tryRecv('b', p0).baseKey)).toBe(sA); // a new session
+    d.recv('b', p0);
+    expect(hexOf(d.tryRecv('b', p1).baseKey)).toBe(sA); // a held base key
+    const reply = d.send('b', 'r0'); // a ratchet message on S_A
+    expect(reply[1]).toBe(MessageKind.ratchet);
+    expect(hexOf(d.tryRecv('a', reply).baseKey)).toBe(sA);
+    // A new session kept inactive by the tie-break, or made active: refusedStart above checks that
+    // the base key is the new session's either way.
   });
 });

@@ -12,7 +12,7 @@ import { kdfTopic } from './vectors/kdf.ts';
 import { prekeysTopic } from './vectors/prekeys.ts';
 import { ratchetTopic } from './vectors/ratchet.ts';
 import { safetyNumberTopic } from './vectors/safety-number.ts';
-import { sesameTopic } from './vectors/sesame.ts';
+import { sesameReportTopic, sesameTopic } from './vectors/sesame.ts';
 import { sessionSetupTopic } from './vectors/session-setup.ts';
 import { wireTopic } from './vectors/wire.ts';
 
@@ -28,6 +28,7 @@ export const TOPICS: readonly Topic[] = [
   sessionSetupTopic,
   ratchetTopic,
   sesameTopic,
+  sesameReportTopic,
   fanoutTopic,
   attachmentTopic,
   safetyNumberTopic,

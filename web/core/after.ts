@@ -11,6 +11,7 @@ import { deviceList, putVerified } from './directory.ts';
 import type { Engine } from './engine.ts';
 import { fetchHistory } from './history.ts';
 import { restartSession } from './inbox.ts';
+import { MAX_REFUSED } from './protocol/content.ts';
 import type { FailureRow } from './store/schema.ts';
 
 /** Failures that a new session cannot fix (a replay is just a replay). */
@@ -108,7 +109,10 @@ async function repair(engine: Engine, failures: readonly FailureRow[]): Promise<
     ctx.emit({ type: 'error', code: 'undecryptable', message: `${fs.length} message(s) from ${f.sender} could not be decrypted; asked the sender's device to repair the session.` });
     try {
       if (f.sender === ctx.requireMe().username || (await restartSession(ctx, f.sender, f.senderDevice))) {
-        await engine.enqueue([f.sender], null, { type: 'repair', failed: fs.map((x) => x.seq).slice(0, 100) });
+        // Sent on the session just started. It names the sessions whose prekey messages we refused,
+        // so the sender drops them instead of keeping one by §8's tie-break (rule 7).
+        const refused = [...new Set(fs.flatMap((x) => (x.baseKey ? [x.baseKey] : [])))].slice(-MAX_REFUSED);
+        await engine.enqueue([f.sender], null, { type: 'repair', failed: fs.map((x) => x.seq).slice(0, 100), ...(refused.length ? { refused } : {}) });
       }
     } catch {
       // The sender's device is unreachable now; the next failure from it tries again.

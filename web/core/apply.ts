@@ -137,7 +137,7 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
       if (m.sender === me) out.after.push({ kind: 'verified', user: b.user, accountKey: b.accountKey, verified: b.verified });
       return;
     case 'repair':
-      return; // the session that carried it is already the repaired one
+      return; // the session that carried it is already the repaired one; what it says was refused was dropped with it (inbox.ts)
   }
 }
 

@@ -20,6 +20,7 @@ import {
 } from '../../crypto/index.ts';
 import { toB64 } from './b64.ts';
 import type { RelayApi } from './net/api.ts';
+import type { SentEntry } from './resend.ts';
 import type { Store } from './store/schema.ts';
 import type { EngineEvent } from './types.ts';
 
@@ -58,6 +59,8 @@ export class Ctx {
   /** Sessions by address; loaded lazily from the store. */
   readonly sessions = new Map<string, DeviceSessions>();
   readonly prekeys = new Map<string, PrekeySecret>();
+  /** What we sent on unconfirmed sessions, by address (resend.ts); loaded lazily from the store. */
+  readonly sentLogs = new Map<string, readonly SentEntry[]>();
   /** Verified device lists by username, with when they were fetched. */
   readonly lists = new Map<string, { list: DeviceList; at: number }>();
   private readonly listeners = new Set<(e: EngineEvent) => void>();

@@ -18,6 +18,7 @@ import {
   encodeDeviceSessions,
   equalBytes,
   fanoutEncrypt,
+  MessageKind,
   publicPart,
   startSession,
   verifyBundle,
@@ -28,6 +29,7 @@ import { address, type Ctx } from './context.ts';
 import { decodeContent } from './protocol/content.ts';
 import { deviceList } from './directory.ts';
 import { RelayError } from './net/api.ts';
+import { afterSeal, commitLog, keptAt, putLog, type SentEntry, sentLog } from './resend.ts';
 import type { OutboxRow, SealedSubmission } from './store/schema.ts';
 
 const MAX_REPAIRS = 3;
@@ -92,11 +94,21 @@ async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>): Pro
       envelopes: out.messages.map((m) => ({ user: m.address.user, device: m.address.device.deviceId, body: m.message })),
     };
     const next: OutboxRow = { ...row, sealed };
-    await ctx.store.write(['sessions', 'outbox'], async (tx) => {
+    // What goes as a prekey message is kept until its session is confirmed, to send again if the peer refused it (resend.ts).
+    const logs = new Map<string, SentEntry[]>();
+    const at = out.messages.some((m) => m.message[1] === MessageKind.prekey) ? keptAt(row.content) : null;
+    for (const m of out.messages) {
+      const addr = address(m.address.user, m.address.device.deviceId);
+      const log = afterSeal(await sentLog(ctx, addr), m.record, row.content, at, m.message[1] === MessageKind.prekey);
+      if (log) logs.set(addr, log);
+    }
+    await ctx.store.write(logs.size ? ['sessions', 'outbox', 'meta'] : ['sessions', 'outbox'], async (tx) => {
       for (const m of out.messages) await tx.put('sessions', { address: address(m.address.user, m.address.device.deviceId), record: encodeDeviceSessions(m.record) });
+      for (const [addr, log] of logs) await putLog(tx, addr, log);
       await tx.put('outbox', next);
     });
     for (const m of out.messages) ctx.sessions.set(address(m.address.user, m.address.device.deviceId), m.record);
+    for (const [addr, log] of logs) commitLog(ctx, addr, log);
     return next;
   });
 }

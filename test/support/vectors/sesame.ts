@@ -2,9 +2,12 @@
 // three devices: which session sends, when a received message makes a session active, the
 // simultaneous-start tie-break, the bound on inactive sessions and which one is dropped, and
 // refusals (which error, which RNG draws they still take, the record left unchanged).
+// sesame-report.json: the same scripts with two more kinds of step, for rule 7 (a peer's report of
+// the sessions it refused): a device forgetting a prekey secret (a signed prekey replaced), and a report.
 import {
   decryptFromDevice,
   type DeviceKeyPair,
+  dropRefused,
   type DeviceSessions,
   EMPTY_DEVICE_SESSIONS,
   encodeDeviceSessions,
@@ -111,7 +114,7 @@ function changedSession(before: DeviceSessions, after: DeviceSessions): { sessio
 
 const KIND_NAME: Record<number, string> = { [MessageKind.ratchet]: 'ratchet', [MessageKind.prekey]: 'prekey' };
 
-function runStep(devices: Map<string, Device>, s: In, sent: Uint8Array[]): JsonObject {
+function runStep(devices: Map<string, Device>, s: In, sent: Uint8Array[], earlier: readonly { step: In; out: JsonObject }[]): JsonObject {
   const device = (key: string): Device => {
     const d = devices.get(s.str(key));
     if (!d) throw new VectorShapeError(`no device ${s.str(key)}`);
@@ -127,6 +130,29 @@ function runStep(devices: Map<string, Device>, s: In, sent: Uint8Array[]): JsonO
     return recordJson(before, after);
   };
 
+  if (s.has('forget')) {
+    // The party no longer holds this prekey's secret (a signed prekey replaced, say).
+    const f = s.obj('forget');
+    if (!me.secrets.delete(`${f.num('kind')}/${f.num('id')}`)) throw new VectorShapeError(`${me.name} holds no prekey ${f.num('kind')}/${f.num('id')}`);
+    return { record: commit(before) };
+  }
+  if (s.has('report')) {
+    // §8 rule 7: `peer` reported the base keys of `refused` (messages sent in this case, prekey
+    // messages from the party), in a message the party decrypted at step `carrier`.
+    const r = s.obj('report');
+    const refused = r.nums('refused').map((n) => {
+      const m = sent[n];
+      if (!m || m[1] !== MessageKind.prekey) throw new VectorShapeError(`report names message ${n}, not a prekey message sent yet`);
+      return m.slice(BASE_KEY_AT, BASE_KEY_AT + 32);
+    });
+    const at = earlier[r.num('carrier')];
+    if (!at || !at.step.has('receive') || at.step.str('party') !== me.name || at.step.str('peer') !== peer.name || typeof at.out.session !== 'string') {
+      throw new VectorShapeError('carrier names no earlier successful receive by the party from the peer');
+    }
+    const carrier = In.of(at.out, 'carrier step').hex('session');
+    const after = dropRefused(before, refused, carrier);
+    return { refused: refused.map(hex), carrier: hex(carrier), rngBytes: me.drawn - drawnBefore, record: commit(after) };
+  }
   if (s.has('start')) {
     const after = startSession(before, me.keys, publicPart(peer.keys), bundleOf(peer, s.obj('start')), me.rng);
     return { baseKey: hex(after.active!.baseKey), rngBytes: me.drawn - drawnBefore, record: commit(after) };
@@ -173,7 +199,9 @@ function computeScenario(i: In): Computed {
     prekeys: [...d.secrets.values()].map((p) => ({ kind: p.kind, id: p.id, secret: hex(p.secretKey) })),
   }));
   const sent: Uint8Array[] = [];
-  const steps = i.objs('steps').map((s) => runStep(devices, s, sent));
+  const earlier: { step: In; out: JsonObject }[] = [];
+  for (const s of i.objs('steps')) earlier.push({ step: s, out: runStep(devices, s, sent, earlier) });
+  const steps = earlier.map((e) => e.out);
   return { output: { setup, steps }, keep: devices };
 }
 
@@ -205,6 +233,10 @@ function device(name: string, scenario: string, oneTimePairs: number): JsonObjec
 const start = (party: string, peer: string, b: Bundle): StepInput => ({ party, peer, start: b });
 const send = (party: string, peer: string, text: string): StepInput => ({ party, peer, send: utf8Hex(text) });
 const recv = (party: string, peer: string, receive: number, edit?: JsonObject): StepInput => ({ party, peer, receive, ...(edit ? { edit } : {}) });
+/** `party` no longer holds its prekey (kind, id): a signed prekey replaced, say. */
+const forget = (party: string, peer: string, kind: PrekeyKind, id: number): StepInput => ({ party, peer, forget: { kind, id } });
+/** Rule 7: `peer` reports the base keys of the prekey messages `refused` (by number), in the message `party` received at step `carrier`. */
+const report = (party: string, peer: string, refused: number[], carrier: number): StepInput => ({ party, peer, report: { refused, carrier } });
 
 // Offsets in a DeviceMessage (PROTOCOL.md §10.1): 2 envelope bytes, then the body.
 const PREKEY_SENDER_AT = 2 + 1; // a prekey message's sender deviceId
@@ -368,6 +400,58 @@ function refusals(): StepInput[] {
   ];
 }
 
+/**
+ * Rule 7's situation: alice's session S_A is refused by bob (he replaced the signed prekey it names),
+ * he repairs with S_B, and reports S_A in his second message on it. Before the report, with S_A the
+ * smaller, the tie-break keeps alice on S_A, where bob refuses everything.
+ */
+function refusedStart(): StepInput[] {
+  const [a, b] = ['alice', 'bob'];
+  return [
+    start(a, b, bundle(0)), // S_A
+    send(a, b, 'alice: a0 on S_A'), // m0
+    forget(b, a, PrekeyKind.signed, 1), // bob replaces his signed prekey
+    recv(b, a, 0), // unknown_prekey
+    start(b, a, bundle(0)), // S_B: bob's repair
+    send(b, a, 'bob: b0 on S_B'), // m1
+    recv(a, b, 1), // alice still waits on S_A: the tie-break decides
+    send(a, b, 'alice: a1'), // m2: a prekey message on S_A if the tie-break kept it, else a ratchet message on S_B
+    recv(b, a, 2), // unknown_prekey again on S_A; decrypts on S_B otherwise
+    send(b, a, 'bob: b1, reporting S_A'), // m3
+    recv(a, b, 3), // step 10: on S_B (held; inactive while the tie-break holds)
+    report(a, b, [0], 10), // S_A dropped; S_B active
+    send(a, b, 'alice: a2 on S_B'), // m4: a ratchet message
+    recv(b, a, 4),
+    send(b, a, 'bob: b2'), // m5
+    recv(a, b, 5),
+    recv(b, a, 0), // S_A is forgotten on both sides: its first message is still refused
+  ];
+}
+
+/** Which sessions a report drops and which it leaves: confirmed ones, the peer's, inactive ones, the active one. */
+function reports(): StepInput[] {
+  const [a, b] = ['alice', 'bob'];
+  return [
+    start(a, b, bundle(0)), // S1
+    send(a, b, 'alice: on S1'), // m0
+    recv(b, a, 0),
+    send(b, a, 'bob: on S1'), // m1
+    recv(a, b, 1), // step 4: S1 confirmed
+    start(b, a, bundle(0)), // S2, bob's
+    send(b, a, 'bob: on S2'), // m2
+    recv(a, b, 2), // step 7: alice's active S1 is confirmed, so S2 becomes active
+    start(a, b, bundle(1)), // S3
+    send(a, b, 'alice: on S3'), // m3
+    start(a, b, bundle(2)), // S4: alice holds S4, S3, S2, S1
+    send(a, b, 'alice: on S4'), // m4
+    report(a, b, [0, 2], 7), // S1 is confirmed, S2 is bob's: nothing dropped, the record unchanged
+    report(a, b, [3], 7), // S3: an inactive session, dropped; S4 stays active
+    report(a, b, [4], 4), // S4, the active one: dropped, and S1 (the carrier) made active
+    send(a, b, 'alice: on S1 again'), // m5: a ratchet message
+    recv(b, a, 5), // S1 is inactive at bob (he started S2): promoted
+  ];
+}
+
 // --- cross-checks ---------------------------------------------------------------------------
 
 interface Record8 {
@@ -419,10 +503,14 @@ function crossCheckRules(c: VectorCase, t: Tally): void {
   const out = In.of(c.output, 'output').objs('steps');
   const records = new Map<string, Record8>();
   const sent: Uint8Array[] = [];
+  // Per party and peer, what §7.2 says of each session: started by the party, confirmed (needed by rule 7).
+  const flags = new Map<string, Map<string, { ours: boolean; confirmed: boolean }>>();
   steps.forEach((s, n) => {
     const r = out[n];
     if (!r) return t.fail(`no output for step ${n}`);
     const pair = `${s.str('party')}/${s.str('peer')}`;
+    const f = flags.get(pair) ?? new Map<string, { ours: boolean; confirmed: boolean }>();
+    flags.set(pair, f);
     const before = records.get(pair) ?? EMPTY;
     const after = readRecord(r);
     records.set(pair, after);
@@ -431,9 +519,36 @@ function crossCheckRules(c: VectorCase, t: Tally): void {
     t.expect(JSON.stringify(dropped) === JSON.stringify(held8(before).filter((k) => !got.includes(k))), `step ${n}: dropped = held before and not after, in order`);
     t.expect(after.inactive.length <= MAX_INACTIVE_SESSIONS && new Set(got).size === got.length, `step ${n}: at most MAX_INACTIVE_SESSIONS inactive, no base key twice`);
     const refused = r.has('error');
-    t.expect(refused === (after.hash === before.hash), `step ${n}: the record changes exactly when the step is not refused`);
+    const unchanged = refused || s.has('forget') || (s.has('report') && dropped.length === 0);
+    t.expect(unchanged === (after.hash === before.hash), `step ${n}: the record changes exactly when the step is not refused (nor a report that drops nothing)`);
     let expected = held8(before);
-    if (s.has('start')) {
+    if (s.has('forget')) {
+      t.expect(!refused, `step ${n}: forgetting a prekey changes no record`);
+    } else if (s.has('report')) {
+      const rep = s.obj('report');
+      const keys = r.hexes('refused').map(hex);
+      const named = rep.nums('refused').map((k) => sent[k]);
+      t.expect(named.length === keys.length && named.every((m, k) => m !== undefined && m[1] === MessageKind.prekey && hex(baseKeyOf(m)) === keys[k]), `step ${n}: the reported base keys are those of the prekey messages named`);
+      const carrier = hex(r.hex('carrier'));
+      const at = out[rep.num('carrier')];
+      t.expect(rep.num('carrier') < n && at?.has('session') === true && hex(at.hex('session')) === carrier, `step ${n}: the carrier is the session the named receive decrypted on`);
+      t.expect(r.num('rngBytes') === 0, `step ${n}: a report draws nothing`);
+      // Rule 7, from the text: drop the named sessions we started and that are not confirmed; if the
+      // active one went, the carrier (if held) becomes active, the rest keep their order.
+      const drops = held8(before).filter((k) => keys.includes(k) && f.get(k)?.ours === true && f.get(k)?.confirmed === false);
+      const rest = before.inactive.filter((k) => !drops.includes(k));
+      if (before.active && drops.includes(before.active.baseKey)) {
+        expected = rest.includes(carrier) ? [carrier, ...rest.filter((k) => k !== carrier)] : rest;
+        t.expect((after.active?.baseKey ?? null) === (rest.includes(carrier) ? carrier : null), `step ${n}: the carrier is active, or nothing is`);
+      } else {
+        expected = before.active ? [before.active.baseKey, ...rest] : rest;
+      }
+      if (after.active) {
+        const g = f.get(after.active.baseKey);
+        t.expect(g !== undefined && g.ours === after.active.initiatedByUs && g.confirmed === after.active.confirmed, `step ${n}: the active session's flags as its history says`);
+      }
+    } else if (s.has('start')) {
+      f.set(hex(r.hex('baseKey')), { ours: true, confirmed: false });
       expected = makeActive8(before, hex(r.hex('baseKey')));
       t.expect(after.active?.initiatedByUs === true && after.active.confirmed === false, `step ${n}: a started session is ours and unconfirmed`);
     } else if (s.has('send')) {
@@ -454,6 +569,7 @@ function crossCheckRules(c: VectorCase, t: Tally): void {
       const m = s.has('edit') ? applyEdit(original, s.obj('edit')) : original;
       const on = hex(r.hex('session'));
       const wasHeld = held8(before).includes(on);
+      f.set(on, { ours: wasHeld ? (f.get(on)?.ours ?? false) : false, confirmed: true });
       t.expect(r.raw.created === !wasHeld, `step ${n}: created exactly when no held session has that base key`);
       if (m[1] === MessageKind.prekey) {
         t.expect(hex(baseKeyOf(m)) === on, `step ${n}: a prekey message decrypts on the session of its base key`);
@@ -530,6 +646,8 @@ const ORDER_CHECKS: readonly [string, number, number][] = [
   ['late prekey message on the losing session', 0, 1],
   ['restart, the waiting session smaller', 0, 4],
   ['restart, the new session smaller', 4, 0],
+  ['a refused start reported, the refused session smaller', 0, 4],
+  ['a refused start reported, the repair session smaller', 4, 0],
 ];
 
 function crossCheckOrder(c: VectorCase, t: Tally): void {
@@ -602,4 +720,31 @@ export const sesameTopic: Topic = {
     crossCheckDraws(c, t);
     crossCheckOrder(c, t);
   },
+};
+
+export const sesameReportTopic: Topic = {
+  file: 'sesame-report.json',
+  description:
+    'Per-device session management (Sesame), rule 7: a peer\'s report of the sessions it refused. The cases are scripts run exactly as ' +
+    'in sesame.json (devices, seeds, prekeys, the steps start / send / receive and their outputs, and `record` after every step, are ' +
+    'as that file\'s description says), with two more kinds of step. `forget` {kind, id}: the party deletes that prekey secret (a ' +
+    'signed prekey replaced), so a prekey message naming it is refused with unknown_prekey; output: the record, unchanged. ' +
+    '`report` {refused, carrier}: `peer` reported, in the message the party decrypted at step `carrier` (a successful receive by the ' +
+    'party from the peer), the base keys of the prekey messages numbered `refused` (0-based among the messages sent in the case); ' +
+    'the party applies dropRefused(record, those base keys, the base key of the session that receive decrypted on). Output: the ' +
+    'base keys reported (`refused`), the carrier\'s base key, rngBytes (always 0) and the record after it, with the sessions it ' +
+    'dropped. Cases: a session refused because its signed prekey was replaced, the refusing device\'s repair session and its report, ' +
+    'with the refused session\'s base key the smaller (the tie-break keeps it active until the report) and the larger; reports that ' +
+    'drop nothing (a confirmed session, one the peer started), an inactive session, and the active one (the carrier becomes active).',
+  spec: 'crypto/PROTOCOL.md §8 rule 7 (with rules 1 to 6, §6, §7.4, §10.2)',
+  cases() {
+    const two = (scenario: string, pairs = 1) => [device('alice', scenario, pairs), device('bob', scenario, pairs)];
+    return [
+      { name: 'a refused start reported, the refused session smaller', input: { devices: two('report 1'), steps: refusedStart() } },
+      { name: 'a refused start reported, the repair session smaller', input: { devices: two('report 3'), steps: refusedStart() } },
+      { name: 'what a report drops and what it leaves', input: { devices: two('reports', 3), steps: reports() } },
+    ];
+  },
+  compute: (c, earlier) => sesameTopic.compute(c, earlier),
+  crossCheck: (c, kept, t) => sesameTopic.crossCheck!(c, kept, t),
 };

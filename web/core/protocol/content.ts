@@ -22,6 +22,8 @@ import { toB64, fromB64 } from '../b64.ts';
 export const CONTENT_VERSION = 0x01;
 /** A message body of this many UTF-16 units is refused (UI and store stay bounded). */
 export const MAX_TEXT = 16_000;
+/** Base keys one repair request names at most (`refused`). */
+export const MAX_REFUSED = 16;
 
 export type ConvRef = { readonly t: 'dm'; readonly to: string } | { readonly t: 'group'; readonly id: string; readonly ver: number };
 
@@ -94,8 +96,13 @@ export type Body =
    * account key `accountKey` (b64) — a device that knows another key for them does not apply it.
    */
   | { readonly type: 'verified'; readonly user: string; readonly accountKey: string; readonly verified: boolean }
-  /** Asks the sender to resend: we could not decrypt the message with this relay id. */
-  | { readonly type: 'repair'; readonly failed: readonly number[] };
+  /**
+   * Asks the sender to resend: we could not decrypt the messages with these relay ids. `refused`
+   * (base64url base keys, optional: older clients neither send nor read it) names the sessions whose
+   * prekey messages we refused; the sender drops them and sends again what it sent on them
+   * (PROTOCOL.md §8 rule 7, web/core/resend.ts).
+   */
+  | { readonly type: 'repair'; readonly failed: readonly number[]; readonly refused?: readonly string[] };
 
 export interface Content {
   readonly v: 1;
@@ -185,7 +192,12 @@ function checkBody(b: any): boolean {
     case 'verified':
       return isStr(b.user, 64) && isStr(b.accountKey, 64) && typeof b.verified === 'boolean';
     case 'repair':
-      return Array.isArray(b.failed) && b.failed.length <= 100 && b.failed.every(isNum);
+      return (
+        Array.isArray(b.failed) &&
+        b.failed.length <= 100 &&
+        b.failed.every(isNum) &&
+        (b.refused === undefined || (Array.isArray(b.refused) && b.refused.length <= MAX_REFUSED && b.refused.every((k: unknown) => isStr(k, 64))))
+      );
     default:
       return false;
   }

@@ -30,7 +30,10 @@ export interface TableSpec {
 export const SCHEMA_VERSION = 1;
 
 export const TABLES = {
-  /** Small singletons: the account, this device's keys and token, cursors, settings. */
+  /**
+   * Small singletons: the account, this device's keys and token, cursors, settings; and per remote
+   * device, what was sent on its sessions not yet confirmed (`unconfirmed/<address>`, resend.ts).
+   */
   meta: { keyPath: 'key', indexes: {} },
   /** Our prekey secrets, `${kind}/${id}`. */
   prekeys: { keyPath: 'id', indexes: {} },
@@ -168,6 +171,8 @@ export interface FailureRow {
   readonly seq: number;
   readonly error: string;
   readonly at: number;
+  /** The base key (b64) when the envelope was a prekey message: the repair request names its session (PROTOCOL.md §8 rule 7). */
+  readonly baseKey?: string;
 }
 
 export interface SeenRow {
