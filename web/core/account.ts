@@ -45,14 +45,9 @@ const KEY_STRETCHING = 'memory-constrained' as const;
 export const PREKEY_BATCH = 50;
 export const PREKEY_LOW = 15;
 
-async function saveIdentity(ctx: Ctx, id: IdentityRecord, extra: { prekeys?: PrekeySecret[]; ownList?: Uint8Array } = {}): Promise<void> {
-  await ctx.store.write(['meta', 'prekeys'], async (tx) => {
-    await tx.put('meta', { key: 'identity', value: id });
-    if (extra.ownList) await tx.put('meta', { key: 'ownList', value: extra.ownList });
-    for (const p of extra.prekeys ?? []) await tx.put('prekeys', { id: `${p.kind}/${p.id}`, secret: encodePrekeySecret(p) });
-  });
+async function saveIdentity(ctx: Ctx, id: IdentityRecord): Promise<void> {
+  await ctx.store.write(['meta'], (tx) => tx.put('meta', { key: 'identity', value: id }));
   ctx.setIdentity(id);
-  for (const p of extra.prekeys ?? []) ctx.prekeys.set(`${p.kind}/${p.id}`, p);
 }
 
 function requireEmpty(ctx: Ctx): void {
@@ -85,7 +80,7 @@ export async function register(ctx: Ctx, username: string, password: string, dev
     await ctx.api.putDeviceList(signed.bytes, fin.sessionToken);
     const { token } = await ctx.api.issueToken(device.deviceId, fin.sessionToken);
     await ctx.api.putBackup(sealAccountBackup(fromB64(exportKey), account.secretKey, ctx.rng), fin.sessionToken);
-    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, device, signed.bytes);
+    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes);
   } catch (e) {
     relayMessage(e);
   }
@@ -110,19 +105,39 @@ export async function login(ctx: Ctx, username: string, password: string, device
     const signed = signDeviceList(withDeviceAdded(list, device, deviceName, ctx.now()), account);
     await ctx.api.putDeviceList(signed.bytes, done.sessionToken);
     const { token } = await ctx.api.issueToken(device.deviceId, done.sessionToken);
-    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, device, signed.bytes);
+    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes);
   } catch (e) {
     relayMessage(e);
   }
 }
 
-/** Stores the identity and uploads the first prekeys. */
-async function finishDevice(ctx: Ctx, id: IdentityRecord, device: DeviceKeyPair, ownList: Uint8Array | undefined): Promise<void> {
-  const prekeys = makePrekeys(ctx, device, 1, true);
-  ctx.api.token = id.token;
-  await ctx.api.putPrekeys(prekeys.map((p) => p.pub));
-  await saveIdentity(ctx, id, { prekeys: prekeys.map((p) => p.secret), ...(ownList ? { ownList } : {}) });
-  await ctx.store.write(['meta'], (tx) => tx.put('meta', { key: 'nextPrekeyId', value: prekeys.length + 1 }));
+/**
+ * Stores this device's identity, with its token, before anything else can fail: the relay issues
+ * a device's token once (a claim is one-shot), so a token not stored is a device lost, listed in
+ * the account and unreachable. The prekeys follow (refillPrekeys); the linking flow retries them,
+ * and every start and sync uploads them until the relay holds some.
+ */
+async function storeDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array | undefined): Promise<void> {
+  await ctx.store.write(['meta'], async (tx) => {
+    await tx.put('meta', { key: 'identity', value: id });
+    if (ownList) await tx.put('meta', { key: 'ownList', value: ownList });
+    await tx.put('meta', { key: 'nextPrekeyId', value: 1 });
+    // A link code's device is this identity now: a new link needs a new code (and an empty profile).
+    await tx.delete('meta', 'pendingLink');
+  });
+  ctx.setIdentity(id);
+}
+
+/**
+ * Registration and login: the device exists once stored. Its first prekeys go up now if the
+ * relay answers; if it does not, the next start or sync uploads them (an error here would leave
+ * the person on the sign-up screen of a profile that is already registered).
+ */
+async function finishDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array): Promise<void> {
+  await storeDevice(ctx, id, ownList);
+  await refillPrekeys(ctx).catch((e) => {
+    if (!(e instanceof RelayError && e.transient)) throw e;
+  });
 }
 
 function makePrekeys(ctx: Ctx, device: DeviceKeyPair, firstId: number, withSigned: boolean) {
@@ -143,13 +158,16 @@ function makePrekeys(ctx: Ctx, device: DeviceKeyPair, firstId: number, withSigne
   return out;
 }
 
-/** Uploads more one-time prekeys when the relay holds few. */
+/**
+ * Uploads more one-time prekeys when the relay holds few, with a signed and a last-resort one when
+ * it holds none (a new device, or one whose first upload failed).
+ */
 export async function refillPrekeys(ctx: Ctx): Promise<number> {
   const me = ctx.requireMe();
   const counts = await ctx.api.prekeyCount();
   if (Math.min(counts.oneTime, counts.pqOneTime) >= PREKEY_LOW) return 0;
   const next = ((await ctx.store.read(['meta'], (tx) => tx.get('meta', 'nextPrekeyId')))?.value as number | undefined) ?? 1000;
-  const made = makePrekeys(ctx, me.device, next, counts.signed === 0 || counts.pqLastResort === 0);
+  const made = makePrekeys(ctx, me.device, next, !counts.signed || !counts.pqLastResort);
   // Secrets first: a prekey the relay hands out must never be one we cannot use.
   await ctx.store.write(['meta', 'prekeys'], async (tx) => {
     for (const p of made) await tx.put('prekeys', { id: `${p.secret.kind}/${p.secret.id}`, secret: encodePrekeySecret(p.secret) });
@@ -194,8 +212,9 @@ function clockOff(e: RelayError, signedAt: number): EngineError {
 }
 
 /**
- * New device: claims its token once an existing device listed it (polling), then uploads
- * prekeys. The account key arrives later in a 'link' message (see Engine.finishLink).
+ * New device: claims its token once an existing device listed it (polling) and stores it. The
+ * prekeys the approving device waits for, and then the account key in a 'link' message, follow
+ * in Engine.startLink.
  */
 export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName: string, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<void> {
   const deadline = ctx.now() + opts.timeoutMs;
@@ -209,8 +228,7 @@ export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName:
       if (!(e instanceof RelayError && e.transient)) throw e;
     }
     if (r) {
-      await finishDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, link.device, undefined);
-      await ctx.store.write(['meta'], (tx) => tx.delete('meta', 'pendingLink'));
+      await storeDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, undefined);
       return;
     }
     if (ctx.now() > deadline) throw new EngineError('link_timeout', 'No device approved this code in time. Start linking again.');

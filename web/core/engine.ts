@@ -106,11 +106,30 @@ export class Engine {
     const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
     const done = (async () => {
       await account.claimLinkedDevice(this.ctx, link, this.o.deviceName ?? 'Linked device', { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
+      // Claimed and stored: this device belongs to the account now, and nothing from here on may
+      // undo that. A relay out of reach is waited out; if it outlasts the link, the next start
+      // (or sync) goes on where this stopped.
       const deadline = this.ctx.now() + timeoutMs;
-      while (!this.ctx.me?.account) {
-        await this.sync();
-        if (this.ctx.me?.account) break;
-        if (this.ctx.now() > deadline) throw new EngineError('link_timeout', 'The approving device did not send the account key in time.');
+      let prekeys = false;
+      let lastError: RelayError | null = null;
+      for (;;) {
+        try {
+          // First the prekeys: the approving device sends the account key once it can reach us.
+          if (!prekeys) await this.refillPrekeys(true);
+          prekeys = true;
+          await this.sync();
+        } catch (e) {
+          if (!(e instanceof RelayError && e.transient)) throw e;
+          lastError = e;
+        }
+        if (this.ctx.me?.account) return;
+        if (this.ctx.now() > deadline) {
+          if (!prekeys) {
+            const why = lastError ? ` (${lastError.message})` : '';
+            throw new EngineError('link_unfinished', `This device is now one of ${this.ctx.requireMe().username}’s devices, but it could not finish setting up${why}. Keep Petrel open while online: it finishes by itself once the relay answers.`);
+          }
+          throw new EngineError('link_timeout', 'The approving device did not send the account key in time.');
+        }
         await sleep(opts.pollMs ?? 1000);
       }
     })();
@@ -195,12 +214,19 @@ export class Engine {
     await this.pull(fresh, opts.waitMs ?? 0);
     const out = [...(await this.takeUnreported()), ...fresh];
     await this.drainOutbox();
-    // Others consume our one-time prekeys by fetching bundles: top the relay up before it runs out.
-    if (this.ctx.now() - this.lastRefillCheck > 60_000) {
-      this.lastRefillCheck = this.ctx.now();
-      await account.refillPrekeys(this.ctx).catch(() => {});
-    }
+    await this.refillPrekeys().catch(() => {});
     return out;
+  }
+
+  /**
+   * Others consume our one-time prekeys by fetching bundles: top the relay up before it runs out.
+   * Checked at most once a minute once a check went through; after a failure, at the next call
+   * (a device whose first upload failed cannot be reached until one succeeds).
+   */
+  private async refillPrekeys(now = false): Promise<void> {
+    if (!now && this.ctx.now() - this.lastRefillCheck <= 60_000) return;
+    await account.refillPrekeys(this.ctx);
+    this.lastRefillCheck = this.ctx.now();
   }
 
   private async pull(out: MessageView[], waitMs: number): Promise<void> {
@@ -266,7 +292,7 @@ export class Engine {
     } catch {
       this.setConnection('offline');
     }
-    void account.refillPrekeys(this.ctx).catch(() => {});
+    void this.refillPrekeys().catch(() => {});
     if (this.o.WebSocket) {
       const wsUrl = this.wsUrl();
       this.live = new LiveSocket(wsUrl, () => this.ctx.api.token, this.o.WebSocket, {

@@ -1,6 +1,6 @@
 /** First run: create an account, log in as a new device, or link this device with a code. */
 import { signal, useSignal } from '@preact/signals';
-import { act, engine, me, refreshConversations } from './state.ts';
+import { act, engine, me, refreshConversations, say } from './state.ts';
 import { Qr } from './qr.tsx';
 
 type Tab = 'register' | 'login' | 'link';
@@ -106,6 +106,11 @@ function LinkDevice() {
     );
     if (failure === null) {
       status.value = 'Linked. Loading your history…';
+      await entered();
+    } else if (engine.value!.state()) {
+      // Claimed: this browser is one of the account's devices now, and the app finishes the link
+      // (its banner says so). Offering a new code here would only be refused.
+      say(failure, 'error');
       await entered();
     } else {
       status.value = `Linking stopped: ${failure}`;

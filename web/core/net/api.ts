@@ -98,7 +98,7 @@ export class RelayApi {
 
   // keys
   putPrekeys = (prekeys: Uint8Array[]) => this.call<{ oneTime: number; pqOneTime: number }>('PUT', '/v1/keys', { prekeys: prekeys.map(toB64) });
-  prekeyCount = () => this.call<{ signed: number; pqLastResort: number; oneTime: number; pqOneTime: number }>('GET', '/v1/keys/count');
+  prekeyCount = () => this.call<{ signed: boolean; pqLastResort: boolean; oneTime: number; pqOneTime: number }>('GET', '/v1/keys/count');
   async bundles(username: string, deviceIds: Uint8Array[]): Promise<{ bundles: { deviceId: Uint8Array; bundle: Uint8Array }[]; unavailable: string[] }> {
     const q = deviceIds.length ? `?devices=${deviceIds.map(toB64).join(',')}` : '';
     const r = await this.call<{ bundles: { deviceId: string; bundle: string }[]; unavailable: string[] }>('GET', `/v1/users/${encodeURIComponent(username)}/bundles${q}`);

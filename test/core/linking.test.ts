@@ -1,0 +1,125 @@
+// Linking and own-device sync when things go wrong: the engine against an in-process relay
+// (app.request, no port) on PGlite, with a fetch that can fail chosen requests the way a network
+// drop or a relay restart does. Each device has its own in-memory store.
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { generateAccountKey, generateDevice, newDeviceList, signDeviceList, systemRng } from '../../crypto/index.ts';
+import { Engine } from '../../web/core/engine.ts';
+import type { Fetch } from '../../web/core/net/api.ts';
+import { MemoryStore } from '../../web/core/store/memory-store.ts';
+import { call, login } from '../relay/client.ts';
+import { backends, startTestRelay, type TestRelay, uniqueName } from '../relay/harness.ts';
+
+const BASE = 'http://relay.test';
+
+describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend) => {
+  let relay: TestRelay;
+  /** Requests it returns true for never reach the relay: the connection drops. */
+  let drop: ((method: string, path: string) => boolean) | null = null;
+  const sent: { method: string; path: string; status: number }[] = [];
+  const fetch: Fetch = async (url, init) => {
+    const method = init?.method ?? 'GET';
+    const path = url.slice(BASE.length);
+    if (drop?.(method, path)) throw new TypeError('fetch failed');
+    const res = await relay.app.request(path, init as RequestInit);
+    sent.push({ method, path, status: res.status });
+    return res;
+  };
+  const device = (name = 'test device', store = new MemoryStore()) => Engine.open({ store, relayUrl: BASE, fetch, deviceName: name });
+  const keyUploads = (path: string, method: string) => method === 'PUT' && path === '/v1/keys';
+
+  beforeAll(async () => {
+    relay = await startTestRelay(backend);
+  });
+  afterAll(async () => relay?.close());
+
+  /** Links a new device to `from`'s account with a code. */
+  const link = async (from: Engine, name = 'laptop') => {
+    const d = await device(name);
+    const started = await d.startLink({ pollMs: 20 });
+    await Promise.all([started.done, from.approveLink(started.code, { pollMs: 20 })]);
+    await d.sync(); // the history
+    return d;
+  };
+
+  /** A new account key for `user` (an account reset), signing a list with one new device. */
+  const resetAccountKey = async (user: string, password: string) => {
+    await relay.services.db.execute(sql`UPDATE accounts SET account_key = NULL WHERE username = ${user}`);
+    await relay.services.db.execute(sql`DELETE FROM device_lists WHERE account_id = (SELECT id FROM accounts WHERE username = ${user})`);
+    const session = (await login(relay.fetch, user, password)).body.sessionToken as string;
+    const k2 = generateAccountKey(systemRng);
+    const list = signDeviceList(newDeviceList(user, k2.publicKey, generateDevice(systemRng), 'new phone', Date.now()), k2);
+    expect((await call(relay.fetch, 'PUT', '/v1/account/devices', { token: session, body: { list: Buffer.from(list.bytes).toString('base64url') } })).status).toBe(200);
+  };
+
+  test('a claimed token survives a failed first prekey upload: the upload is retried and the link completes', async () => {
+    const a1 = await device('phone');
+    const an = uniqueName('alice');
+    await a1.register(an, 'pw');
+    const a2 = await device('laptop');
+    let failures = 2;
+    drop = (method, path) => keyUploads(path, method) && failures-- > 0;
+    try {
+      const started = await a2.startLink({ pollMs: 20 });
+      await Promise.all([started.done, a1.approveLink(started.code, { pollMs: 20 })]);
+    } finally {
+      drop = null;
+    }
+    expect(failures).toBeLessThan(0); // both uploads were refused, and a third went through
+    expect(a2.state()).toMatchObject({ username: an, hasAccountKey: true });
+    // The relay gave this device one token, once, and it works.
+    expect(sent.filter((r) => r.path === '/v1/devices/claim' && r.status === 409)).toEqual([]);
+    const b = await device();
+    const bn = uniqueName('bob');
+    await b.register(bn, 'pw');
+    await b.send(await b.openDirect(an), 'to both of you');
+    expect((await a2.sync()).map((m) => m.text)).toEqual(['to both of you']);
+  });
+
+  test('a linked device closed before its prekeys reached the relay finishes linking when opened again', async () => {
+    const a1 = await device('phone');
+    const an = uniqueName('alice');
+    await a1.register(an, 'pw');
+    const store = new MemoryStore();
+    const a2 = await device('laptop', store);
+    drop = (method, path) => keyUploads(path, method);
+    let approving: Promise<unknown>;
+    try {
+      const started = await a2.startLink({ pollMs: 20, timeoutMs: 1_000 });
+      approving = a1.approveLink(started.code, { pollMs: 20 });
+      // The relay stays out of reach until this device gives up (as if the app had been closed).
+      const failure = await started.done.then(
+        () => null,
+        (e: { code?: string; message?: string }) => e,
+      );
+      expect(failure).toMatchObject({ code: 'link_unfinished', message: expect.stringContaining('finishes by itself') });
+    } finally {
+      drop = null;
+    }
+    // Opened again: it is this account's device already (its token was kept), and finishes.
+    const reopened = await device('laptop', store);
+    expect(reopened.state()).toMatchObject({ username: an, hasAccountKey: false });
+    await reopened.sync(); // uploads the prekeys the approving device waits for
+    await approving!;
+    await reopened.sync();
+    expect(reopened.state()).toMatchObject({ username: an, hasAccountKey: true });
+  });
+
+  test('a device registered while its first prekey upload fails is kept, and uploads them at its next sync', async () => {
+    const a = await device('phone');
+    const an = uniqueName('alice');
+    drop = (method, path) => keyUploads(path, method);
+    try {
+      await a.register(an, 'pw');
+    } finally {
+      drop = null;
+    }
+    expect(a.state()).toMatchObject({ username: an, hasAccountKey: true });
+    await a.sync();
+    const b = await device();
+    const bn = uniqueName('bob');
+    await b.register(bn, 'pw');
+    expect(await b.send(await b.openDirect(an), 'can you hear me')).toMatchObject({ status: 'sent' });
+    expect((await a.sync()).map((m) => m.text)).toEqual(['can you hear me']);
+  });
+});
