@@ -105,6 +105,29 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect(reopened.state()).toMatchObject({ username: an, hasAccountKey: true });
   });
 
+  test('approving a code again resumes a link the new device did not finish in time', async () => {
+    const a1 = await device('phone');
+    const an = uniqueName('alice');
+    await a1.register(an, 'pw');
+    const store = new MemoryStore();
+    const a2 = await device('laptop', store);
+    drop = (method, path) => keyUploads(path, method);
+    let code = '';
+    try {
+      const started = await a2.startLink({ pollMs: 20, timeoutMs: 500 });
+      code = started.code;
+      const approved = await Promise.allSettled([started.done, a1.approveLink(code, { pollMs: 20, timeoutMs: 500 })]);
+      expect(approved.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    } finally {
+      drop = null;
+    }
+    const reopened = await device('laptop', store);
+    await reopened.sync();
+    expect(await a1.approveLink(code, { pollMs: 20 })).toMatchObject({ name: 'Device 2' });
+    await reopened.sync();
+    expect(reopened.state()).toMatchObject({ username: an, hasAccountKey: true });
+  });
+
   test('a device registered while its first prekey upload fails is kept, and uploads them at its next sync', async () => {
     const a = await device('phone');
     const an = uniqueName('alice');

@@ -17,6 +17,7 @@ import {
   encodePrekey,
   encodePrekeySecret,
   equalBytes,
+  findDevice,
   generateAccountKey,
   generateDevice,
   generatePrekey,
@@ -257,7 +258,14 @@ export async function approveLink(ctx: Ctx, code: string, name?: string) {
     throw new EngineError('invalid_code', 'That is not a Petrel link code. Copy it again from the new device.');
   }
   const list = await deviceList(ctx, me.username, { refresh: true });
-  if (list.devices.some((d) => equalBytes(d.deviceId, device.deviceId))) throw new EngineError('already_linked', 'That device is already part of this account.');
+  const listed = findDevice(list, device.deviceId);
+  if (listed) {
+    if (listed.removedAt !== 0) throw new EngineError('already_linked', 'That device was removed from this account; it cannot be linked again with the same code.');
+    if (!equalBytes(listed.signingKey, device.signingKey) || !equalBytes(listed.dhKey, device.dhKey)) throw new EngineError('invalid_code', 'That link code does not match the device this account lists under its id. Copy it again from the new device.');
+    // Approved before, and the approval gave up waiting for the device (it was offline, or closed):
+    // approving again goes on from there. Sending it the account key twice does no harm.
+    return { device, name: listed.name };
+  }
   const deviceName = deviceNameOrDefault(name, `Device ${list.devices.length + 1}`);
   const signed = signDeviceList(withDeviceAdded(list, device, deviceName, ctx.now()), me.account);
   await ctx.api.putDeviceList(signed.bytes);

@@ -128,7 +128,7 @@ export class Engine {
             const why = lastError ? ` (${lastError.message})` : '';
             throw new EngineError('link_unfinished', `This device is now one of ${this.ctx.requireMe().username}’s devices, but it could not finish setting up${why}. Keep Petrel open while online: it finishes by itself once the relay answers.`);
           }
-          throw new EngineError('link_timeout', 'The approving device did not send the account key in time.');
+          throw new EngineError('link_timeout', 'The approving device did not send the account key in time. Enter this device’s link code on it again.');
         }
         await sleep(opts.pollMs ?? 1000);
       }
@@ -159,7 +159,7 @@ export class Engine {
         });
         break;
       }
-      if (this.ctx.now() > deadline) throw new EngineError('link_timeout', 'The new device did not come online in time; its link is approved, try again.');
+      if (this.ctx.now() > deadline) throw new EngineError('link_timeout', 'The new device did not come online in time. Its link is approved: enter its code again once it is online to finish.');
       await sleep(opts.pollMs ?? 1000);
     }
     await this.sendControl([], { type: 'link', for: deviceId, accountSecret: toB64(me.account!.secretKey), approver: me.deviceB64 });
