@@ -145,4 +145,66 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect(await b.send(await b.openDirect(an), 'can you hear me')).toMatchObject({ status: 'sent' });
     expect((await a.sync()).map((m) => m.text)).toEqual(['can you hear me']);
   });
+  test('a message for our own devices only is not dropped when the cached own list misses a new device', async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
+    await a1.register(an, 'pw');
+    await b.register(bn, 'pw-b');
+    await a1.send(await a1.openDirect(bn), 'hi'); // caches a1's own list: a1 alone
+    const a2 = await device('laptop');
+    await a2.login(an, 'pw');
+    // a1 has not heard of a2 yet: its cached list is the one without it.
+    await a1.markVerified(bn);
+    await a2.sync();
+    expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
+  });
+
+  test('offline, a message for our own devices only waits rather than being judged to have nobody to reach', async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
+    await a1.register(an, 'pw');
+    await b.register(bn, 'pw-b');
+    await a1.openDirect(bn);
+    await a1.devices(); // a1's own list, cached: a1 alone
+    const a2 = await device('laptop');
+    await a2.login(an, 'pw');
+    drop = () => true;
+    try {
+      await a1.markVerified(bn);
+      expect((await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).length).toBe(1);
+    } finally {
+      drop = null;
+    }
+    await a1.wake();
+    await a2.sync();
+    expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
+  });
+
+  test('a message for our own devices only waits for one that has no prekeys on the relay yet', async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
+    await a1.register(an, 'pw');
+    await b.register(bn, 'pw-b');
+    await a1.openDirect(bn);
+    const store = new MemoryStore();
+    drop = (method, path) => keyUploads(path, method);
+    try {
+      const started = await (await device('laptop', store)).startLink({ pollMs: 20, timeoutMs: 500 });
+      const approved = await Promise.allSettled([started.done, a1.approveLink(started.code, { pollMs: 20, timeoutMs: 500 })]);
+      expect(approved.map((r) => r.status)).toEqual(['rejected', 'rejected']); // listed and claimed, without keys
+      await a1.markVerified(bn);
+      expect((await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).map((r) => r.lastError)).toEqual([expect.stringContaining('no keys on the relay yet')]);
+    } finally {
+      drop = null;
+    }
+    const a2 = await device('laptop', store);
+    await a2.sync(); // its prekeys go up
+    await a1.wake();
+    expect(await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
+    await a2.sync();
+    expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
+  });
 });

@@ -16,12 +16,17 @@ import { messageView, newMessageRow } from './views.ts';
 /** How long a cached list is used for sending before it is fetched again (409s refresh sooner). */
 const LIST_TTL_MS = 5 * 60_000;
 
-export async function deviceList(ctx: Ctx, username: string, opts: { refresh?: boolean } = {}): Promise<DeviceList> {
+/**
+ * `refresh`: fetch it even if the cached one is recent. `fromRelay`: only a list the relay answers
+ * now will do — offline, a failure rather than the cached one (for a conclusion the cached list
+ * may get wrong, such as that there is no device to send to).
+ */
+export async function deviceList(ctx: Ctx, username: string, opts: { refresh?: boolean; fromRelay?: boolean } = {}): Promise<DeviceList> {
   const cached = ctx.lists.get(username);
-  if (cached && !opts.refresh && ctx.now() - cached.at < LIST_TTL_MS) return cached.list;
+  if (cached && !opts.refresh && !opts.fromRelay && ctx.now() - cached.at < LIST_TTL_MS) return cached.list;
   const { list: bytes } = await ctx.api.deviceList(username).catch((e) => {
     // Offline: a list we verified before is still the best we know.
-    if (cached && e.transient) return { list: null as unknown as Uint8Array };
+    if (cached && e.transient && !opts.fromRelay) return { list: null as unknown as Uint8Array };
     throw e;
   });
   if (!bytes) return cached!.list;

@@ -11,6 +11,11 @@
  *  3. on 409 device_mismatch: refresh the lists of the named users, forget sessions with
  *     devices that are gone, unseal and go again (bounded);
  *  4. on a transient failure (offline, 5xx, 429): back off (1 s doubling to 60 s) and keep it.
+ *
+ * Sealed for nobody (a message for our own devices only, and no other in our view): the relay
+ * refuses a submission without envelopes, so its 409 cannot tell us of a device our cached lists
+ * lack (say, one just added). That is concluded only on lists fetched from the relay then; a
+ * device that has no prekeys yet is waited for, as the relay's 409 would make us do.
  */
 import {
   activeDevices,
@@ -40,12 +45,15 @@ interface Target {
   readonly device: DevicePublic;
 }
 
-/** Every device the message must reach: the recipients' active devices and our own other ones. */
-async function targetsFor(ctx: Ctx, to: readonly string[], refresh: ReadonlySet<string>): Promise<Target[]> {
+/**
+ * Every device the message must reach: the recipients' active devices and our own other ones.
+ * `refresh`: users whose lists are fetched again; with `fromRelay`, fetched or fail (never cached).
+ */
+async function targetsFor(ctx: Ctx, to: readonly string[], refresh: ReadonlySet<string>, fromRelay: boolean): Promise<Target[]> {
   const me = ctx.requireMe();
   const out: Target[] = [];
   for (const user of new Set([...to, me.username])) {
-    const list = await deviceList(ctx, user, { refresh: refresh.has(user) });
+    const list = await deviceList(ctx, user, { refresh: refresh.has(user), fromRelay: fromRelay && refresh.has(user) });
     for (const d of activeDevices(list)) {
       if (user === me.username && equalBytes(d.deviceId, me.device.deviceId)) continue;
       out.push({ user, device: publicPart(d) });
@@ -79,9 +87,10 @@ async function ensureSessions(ctx: Ctx, targets: readonly Target[]): Promise<Map
   return records;
 }
 
-async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>): Promise<OutboxRow> {
+/** Seals `row` for its targets; `unreachable`: how many of them have no prekeys on the relay yet. */
+async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>, fromRelay: boolean): Promise<{ row: OutboxRow; unreachable: number }> {
   return ctx.lock(async () => {
-    const targets = await targetsFor(ctx, row.to, refresh);
+    const targets = await targetsFor(ctx, row.to, refresh, fromRelay);
     const records = await ensureSessions(ctx, targets);
     const reachable = targets.filter((t) => records.has(address(t.user, t.device.deviceId)));
     const out = fanoutEncrypt(
@@ -109,7 +118,7 @@ async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>): Pro
     });
     for (const m of out.messages) ctx.sessions.set(address(m.address.user, m.address.device.deviceId), m.record);
     for (const [addr, log] of logs) commitLog(ctx, addr, log);
-    return next;
+    return { row: next, unreachable: targets.length - reachable.length };
   });
 }
 
@@ -133,13 +142,28 @@ async function finish(ctx: Ctx, row: OutboxRow, status: 'sent' | 'failed', error
 
 /** One attempt at one outbox row. */
 export async function sendOne(ctx: Ctx, initial: OutboxRow): Promise<SendOutcome> {
+  const me = ctx.requireMe();
   let row = initial;
   const refresh = new Set<string>();
+  /** The lists were fetched from the relay for this attempt (`refresh` holds every user). */
+  let fetched = false;
+  let unreachable = 0;
   for (let round = 0; round <= MAX_REPAIRS; round++) {
     try {
-      if (!row.sealed) row = await seal(ctx, row, refresh);
+      if (!row.sealed) ({ row, unreachable } = await seal(ctx, row, refresh, fetched));
       if (row.sealed!.envelopes.length === 0) {
-        await finish(ctx, row, 'sent', null); // nobody else to reach (a note to self on a single device)
+        if (!fetched) {
+          // Our cached view found nobody: seal again on lists fetched now (see the top of this file).
+          fetched = true;
+          for (const u of [...row.to, me.username]) refresh.add(u);
+          row = { ...row, sealed: null };
+          continue;
+        }
+        if (unreachable) {
+          await backOff(ctx, row, `${unreachable} device(s) to reach have no keys on the relay yet`);
+          return 'retry';
+        }
+        await finish(ctx, row, 'sent', null); // nobody else to reach (our own message on a single device)
         return 'sent';
       }
       await ctx.api.submit({ clientMessageId: row.id, to: row.to, payload: row.sealed!.payload, envelopes: row.sealed!.envelopes });
