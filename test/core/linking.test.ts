@@ -207,4 +207,35 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     await a2.sync();
     expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
   });
+
+  test('a new device inherits the verifications made for the keys it sees', async () => {
+    const a1 = await device('phone');
+    const [an, bn, cn] = [uniqueName('alice'), uniqueName('bob'), uniqueName('carol')];
+    await a1.register(an, 'pw');
+    const [b, c] = [await device(), await device()];
+    await b.register(bn, 'pw-b');
+    await c.register(cn, 'pw-c');
+    await a1.send(await a1.openDirect(bn), 'hi bob');
+    await a1.send(await a1.openDirect(cn), 'hi carol');
+    await a1.markVerified(bn, true, (await a1.safetyNumber(bn)).digits);
+    await a1.markVerified(cn, true, (await a1.safetyNumber(cn)).digits);
+    // Carol's account key changes before the new devices look her up: what a1 verified was not it.
+    await resetAccountKey(cn, 'pw-c');
+
+    const linked = await link(a1);
+    expect(await linked.contacts()).toEqual(
+      expect.arrayContaining([
+        { username: bn, verified: true, keyChanged: false },
+        { username: cn, verified: false, keyChanged: false },
+      ]),
+    );
+    // A device added by password gets the history (and the verifications) from another device.
+    const a3 = await device('tablet');
+    await a3.login(an, 'pw');
+    await a1.sync();
+    await linked.sync();
+    await a3.sync();
+    expect((await a3.contacts()).find((x) => x.username === bn)).toEqual({ username: bn, verified: true, keyChanged: false });
+    expect((await a3.contacts()).find((x) => x.username === cn)?.verified).not.toBe(true);
+  });
 });

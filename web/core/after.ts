@@ -7,7 +7,7 @@ import { activeDevices } from '../../crypto/index.ts';
 import { toB64 } from './b64.ts';
 import * as account from './account.ts';
 import type { After } from './apply.ts';
-import { deviceList, putVerified } from './directory.ts';
+import { deviceList, takeVerified } from './directory.ts';
 import type { Engine } from './engine.ts';
 import { fetchHistory } from './history.ts';
 import { restartSession } from './inbox.ts';
@@ -39,20 +39,11 @@ export async function applyAfter(engine: Engine, after: readonly After[], failur
         case 'typing':
           ctx.emit({ type: 'typing', conversation: a.conversation, user: a.user, typing: a.on });
           break;
-        case 'verified': {
-          // Another of our devices compared safety numbers: the same key here is verified here too.
-          // A device that has not pinned their key yet (linked later, nothing exchanged with them
-          // since) fetches it now, so the mark is not lost; a different key does not take it.
-          const known = await ctx.store.read(['contacts'], (tx) => tx.get('contacts', a.user));
-          if (!known && a.verified && a.user !== me.username) await deviceList(ctx, a.user);
-          await ctx.store.write(['contacts', 'conversations'], async (tx) => {
-            const c = await tx.get('contacts', a.user);
-            if (!c || toB64(c.accountKey) !== a.accountKey) return;
-            await putVerified(tx, c, a.verified);
-          });
+        case 'verified':
+          // Another of our devices compared safety numbers.
+          await takeVerified(ctx, a.user, a.accountKey, a.verified);
           ctx.emit({ type: 'conversations' });
           break;
-        }
         case 'account-key': {
           if (me.account) break;
           const list = await deviceList(ctx, me.username, { refresh: true });

@@ -7,6 +7,7 @@
  * it or verifies the new key.
  */
 import { CryptoError, type DeviceList, equalBytes, isCryptoError, normaliseUsername, verifyDeviceList } from '../../crypto/index.ts';
+import { toB64 } from './b64.ts';
 import type { Ctx } from './context.ts';
 import { newId } from './protocol/content.ts';
 import type { ContactRow, ConversationRow, MessageRow, WriteTx } from './store/schema.ts';
@@ -105,6 +106,22 @@ export async function putVerified(tx: WriteTx, contact: ContactRow, verified: bo
   if (!verified) return;
   const dm = await tx.get('conversations', `dm:${contact.username}`);
   if (dm?.keyWarning) await tx.put('conversations', { ...dm, keyWarning: false });
+}
+
+/**
+ * Another of our devices marked `user` verified (or not) for `accountKey` (base64url): the same
+ * key here takes the mark too; a different key does not (the mark was for that key only). A
+ * device that has not pinned their key yet (linked later, nothing exchanged with them since)
+ * fetches it now, so the mark is not lost — and takes it only if the relay serves that key.
+ */
+export async function takeVerified(ctx: Ctx, user: string, accountKey: string, verified: boolean): Promise<void> {
+  const known = await ctx.store.read(['contacts'], (tx) => tx.get('contacts', user));
+  if (!known && verified && user !== ctx.requireMe().username) await deviceList(ctx, user);
+  await ctx.store.write(['contacts', 'conversations'], async (tx) => {
+    const c = await tx.get('contacts', user);
+    if (!c || toB64(c.accountKey) !== accountKey) return;
+    await putVerified(tx, c, verified);
+  });
 }
 
 /** Looks a user up by name (for a new chat): their list verified and their key pinned. */
