@@ -221,10 +221,10 @@ export class Engine {
   /**
    * Others consume our one-time prekeys by fetching bundles: top the relay up before it runs out.
    * Checked at most once a minute once a check went through; after a failure, at the next call
-   * (a device whose first upload failed cannot be reached until one succeeds).
+   * (a device whose first upload failed cannot be reached until one succeeds); `force`: now.
    */
-  private async refillPrekeys(now = false): Promise<void> {
-    if (!now && this.ctx.now() - this.lastRefillCheck <= 60_000) return;
+  private async refillPrekeys(force = false): Promise<void> {
+    if (!force && this.ctx.now() - this.lastRefillCheck <= 60_000) return;
     await account.refillPrekeys(this.ctx);
     this.lastRefillCheck = this.ctx.now();
   }
