@@ -287,14 +287,18 @@ export async function setAccountSecret(ctx: Ctx, secret: Uint8Array): Promise<vo
   await saveIdentity(ctx, { ...id, accountSecret: secret });
 }
 
-export async function removeDevice(ctx: Ctx, deviceB64: string): Promise<void> {
+/** `self`: log out, removing this very device (the caller then stops using its token). */
+export async function removeDevice(ctx: Ctx, deviceB64: string, opts: { self?: boolean } = {}): Promise<void> {
   const me = ctx.requireMe();
   if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
   const list = await deviceList(ctx, me.username, { refresh: true });
   const id = fromB64(deviceB64);
   if (!activeDevices(list).some((d) => equalBytes(d.deviceId, id))) throw new EngineError('unknown_device', 'No such device on this account.');
-  if (equalBytes(id, me.device.deviceId)) throw new EngineError('invalid_request', 'Remove this device from another of your devices.');
+  if (equalBytes(id, me.device.deviceId) !== !!opts.self) {
+    throw new EngineError('invalid_request', opts.self ? 'That is another device.' : 'To remove this device, log out of it (Settings → Log out of this device).');
+  }
   const signed = signDeviceList(withDeviceRemoved(list, id, ctx.now()), me.account);
   await ctx.api.putDeviceList(signed.bytes);
-  await deviceList(ctx, me.username, { refresh: true });
+  // Our own removal stopped our token: there is nothing left to refresh.
+  if (!opts.self) await deviceList(ctx, me.username, { refresh: true });
 }

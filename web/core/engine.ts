@@ -45,6 +45,8 @@ export interface EngineOptions {
 }
 
 const PAGE = 500;
+/** Meta key: set once the relay refused this device's token (see enterRemoved). */
+const REMOVED = 'removed';
 /** Messages a catch-up before a send stored, kept for the next sync() to return; the newest this many. */
 const MAX_UNREPORTED = 1_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -65,6 +67,7 @@ export class Engine {
   private constructor(private readonly o: EngineOptions) {
     const api = new RelayApi(o.relayUrl, o.fetch);
     this.ctx = new Ctx(o.store, api, o.rng ?? systemRng, o.now ?? Date.now, o.lock ?? mutex());
+    api.onRevoked = () => void this.enterRemoved();
   }
 
   static async open(o: EngineOptions): Promise<Engine> {
@@ -73,6 +76,12 @@ export class Engine {
     const id = (await o.store.read(['meta'], (tx) => tx.get('meta', 'identity')))?.value as IdentityRecord | undefined;
     e.ctx.setIdentity(id ?? null);
     await e.ctx.loadKeys();
+    // Known removed (by the page or the service worker, earlier): start in that state, offline
+    // included, and never send the dead token again.
+    if (id && (await o.store.read(['meta'], (tx) => tx.get('meta', REMOVED)))) {
+      e.ctx.api.revoked = true;
+      e.connection = 'removed';
+    }
     return e;
   }
 
@@ -87,6 +96,28 @@ export class Engine {
 
   get connectionState(): ConnectionState {
     return this.connection;
+  }
+
+  /** The relay refused this device's token: removed from the account, or logged out. */
+  get removed(): boolean {
+    return this.ctx.api.revoked;
+  }
+
+  /**
+   * This device was removed (the relay said so, or we removed it): stop everything that talks
+   * to the relay — socket, polling, outbox — remember it across restarts, and tell the app.
+   * Idempotent: the socket's 4403 and the HTTP 401 racing it both end up here.
+   */
+  private async enterRemoved(): Promise<void> {
+    this.ctx.api.revoked = true;
+    this.running = false;
+    this.live?.stop();
+    this.live = null;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.outboxTimer) clearTimeout(this.outboxTimer);
+    this.pollTimer = this.outboxTimer = null;
+    this.setConnection('removed');
+    if (this.ctx.me) await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: REMOVED, value: this.ctx.now() })).catch(() => {});
   }
 
   // ---- account ------------------------------------------------------------------------
@@ -187,6 +218,17 @@ export class Engine {
     return account.removeDevice(this.ctx, deviceId);
   }
 
+  /**
+   * Log out: remove this device from the account — a new device list without it, signed with
+   * the account key, exactly as removing another device — so the relay stops its token and the
+   * other devices stop encrypting to it. The caller then erases the local data. Already removed:
+   * nothing left to tell the relay.
+   */
+  async logOut(): Promise<void> {
+    if (!this.removed) await account.removeDevice(this.ctx, this.ctx.requireMe().deviceB64, { self: true });
+    await this.enterRemoved();
+  }
+
   // ---- receiving ----------------------------------------------------------------------
 
   /** Handles one batch of envelopes (socket or page); returns the cursor to acknowledge. */
@@ -210,6 +252,7 @@ export class Engine {
    */
   async sync(opts: { waitMs?: number } = {}): Promise<MessageView[]> {
     this.ctx.requireMe();
+    if (this.removed) throw new EngineError('device_removed', 'This device was removed from the account: it can no longer send or receive.');
     const fresh: MessageView[] = [];
     await this.pull(fresh, opts.waitMs ?? 0);
     const out = [...(await this.takeUnreported()), ...fresh];
@@ -282,6 +325,10 @@ export class Engine {
   /** Catch up, then stay live over the WebSocket (polling while it is down). */
   async start(): Promise<void> {
     if (this.running || !this.ctx.me) return;
+    if (this.removed) {
+      this.ctx.emit({ type: 'connection', state: 'removed' });
+      return;
+    }
     this.running = true;
     this.setConnection('connecting');
     // Say what waits in the outbox before anything touches the network: started offline, the sync
@@ -302,7 +349,7 @@ export class Engine {
           this.setConnection(s);
           if (s === 'online') void this.drainOutbox();
         },
-        onRevoked: () => this.ctx.emit({ type: 'error', code: 'device_removed', message: 'This device was removed from the account.' }),
+        onRevoked: () => void this.enterRemoved(),
       });
       this.live.start();
     }
@@ -314,7 +361,7 @@ export class Engine {
    * backoff, reconnect the socket, and catch up.
    */
   async wake(): Promise<void> {
-    if (!this.ctx.me) return;
+    if (!this.ctx.me || this.removed) return;
     await this.ctx.store.write(['outbox'], async (tx) => {
       for (const r of await tx.getAll('outbox')) if (r.nextAttemptAt > 0) await tx.put('outbox', { ...r, nextAttemptAt: 0 });
     });
@@ -337,7 +384,8 @@ export class Engine {
   }
 
   private setConnection(s: ConnectionState): void {
-    if (s === this.connection) return;
+    // 'removed' is final: a socket or poll finishing late must not report 'offline' over it.
+    if (s === this.connection || this.connection === 'removed') return;
     this.connection = s;
     this.ctx.emit({ type: 'connection', state: s });
   }
@@ -353,7 +401,7 @@ export class Engine {
           this.setConnection('offline');
         }
       }
-      this.schedulePoll();
+      if (!this.removed) this.schedulePoll();
     }, this.o.pollMs ?? 5000);
   }
 
@@ -361,6 +409,7 @@ export class Engine {
 
   /** Drains the outbox once (concurrent callers share the pass). */
   drainOutbox(): Promise<void> {
+    if (this.removed) return Promise.resolve(); // nothing can be sent with a dead token
     if (this.draining) {
       this.redrain = true;
       return this.draining;

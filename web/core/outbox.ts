@@ -177,6 +177,10 @@ export async function sendOne(ctx: Ctx, initial: OutboxRow): Promise<SendOutcome
         row = { ...row, sealed: null };
         continue;
       }
+      // Our token is dead (this device was removed): the message is not at fault, and marking it
+      // failed only put an "unauthorized" error in front of the person. It stays in the outbox;
+      // the engine stops draining and the app shows the removed-device screen instead.
+      if (e instanceof RelayError && e.status === 401 && ctx.api.revoked) return 'retry';
       if (e instanceof RelayError && !e.transient) {
         await finish(ctx, row, 'failed', e.code);
         return 'failed';

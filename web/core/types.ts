@@ -52,7 +52,12 @@ export interface ContactView {
   readonly keyChanged: boolean;
 }
 
-export type ConnectionState = 'offline' | 'connecting' | 'online';
+/**
+ * 'removed': the relay refused this device's token (a 401, or the socket closed with 4403):
+ * the device was removed from the account, or logged out. Final: the engine makes no more
+ * requests, and the app offers to erase the device (unlike 'offline', waiting changes nothing).
+ */
+export type ConnectionState = 'offline' | 'connecting' | 'online' | 'removed';
 
 export type EngineEvent =
   | { readonly type: 'messages'; readonly conversation: string; readonly messages: readonly MessageView[] }

@@ -43,15 +43,42 @@ export interface Mismatch {
   readonly extra: readonly { user: string; devices: string[] }[];
 }
 
+/** What a call made with a dead device token throws: nothing is sent any more (see RelayApi.revoked). */
+export function revokedError(): RelayError {
+  return new RelayError(401, 'device_removed', 'This device was removed from the account (or its sign-in was replaced): it can no longer use the relay.');
+}
+
 export class RelayApi {
   token: string | null = null;
+  /**
+   * The relay refused our device token (401): the device was removed from the account or its
+   * token replaced. Neither comes back — a removed device never returns to the list — so from
+   * then on calls with that token fail here without a request (it was polled every few seconds,
+   * forever). Calls without a token (the public device list, login) still go out.
+   */
+  revoked = false;
+  /** Told once, at the first 401 to the device token. */
+  onRevoked: (() => void) | null = null;
 
   constructor(
     private readonly base: string,
     private readonly fetch: Fetch,
   ) {}
 
+  /** Whether a call with `token` uses our device token (and so is refused once it is revoked). */
+  private usesDeviceToken(token: string | null): boolean {
+    return token !== null && token === this.token;
+  }
+
+  /** A 401 to the device token: the one signal that this device is no longer on the account. */
+  private checkRevoked(status: number, token: string | null): void {
+    if (status !== 401 || !this.usesDeviceToken(token) || this.revoked) return;
+    this.revoked = true;
+    this.onRevoked?.();
+  }
+
   async call<T = any>(method: string, path: string, body?: unknown, token: string | null = this.token): Promise<T> {
+    if (this.revoked && this.usesDeviceToken(token)) throw revokedError();
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -68,6 +95,7 @@ export class RelayApi {
     } catch {
       parsed = {};
     }
+    this.checkRevoked(res.status, token);
     if (!res.ok) throw new RelayError(res.status, typeof parsed.error === 'string' ? parsed.error : 'http_' + res.status, parsed.message ?? `HTTP ${res.status}`, parsed);
     return parsed as T;
   }
@@ -119,6 +147,7 @@ export class RelayApi {
   // attachments (relay/routes/attachments.ts)
   createAttachment = (size: number) => this.call<{ id: string; chunkSize: number; expiresAt: number }>('POST', '/v1/attachments', { size });
   async putChunk(id: string, idx: number, bytes: Uint8Array): Promise<void> {
+    if (this.revoked) throw revokedError();
     let res;
     try {
       res = await this.fetch(`${this.base}/v1/attachments/${id}/chunks/${idx}`, {
@@ -129,6 +158,7 @@ export class RelayApi {
     } catch (e) {
       throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
     }
+    this.checkRevoked(res.status, this.token);
     if (!res.ok) {
       const body = await res.text().then((t) => { try { return JSON.parse(t); } catch { return {}; } });
       throw new RelayError(res.status, body.error ?? 'http_' + res.status, body.message ?? `HTTP ${res.status}`, body);
@@ -137,12 +167,14 @@ export class RelayApi {
   }
   completeAttachment = (id: string) => this.call('POST', `/v1/attachments/${id}/complete`);
   async downloadAttachment(id: string): Promise<Uint8Array> {
+    if (this.revoked) throw revokedError();
     let res;
     try {
       res = await this.fetch(`${this.base}/v1/attachments/${id}`, { method: 'GET', headers: { authorization: `Bearer ${this.token}` } });
     } catch (e) {
       throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
     }
+    this.checkRevoked(res.status, this.token);
     if (!res.ok) throw new RelayError(res.status, res.status === 404 ? 'not_found' : 'http_' + res.status, `attachment download failed (HTTP ${res.status})`);
     return new Uint8Array(await res.arrayBuffer());
   }
