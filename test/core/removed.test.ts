@@ -43,7 +43,10 @@ describe('a removed device', () => {
   test('HTTP 401: the removed state, no more requests, the outbox kept and not marked failed; still removed after a restart', async () => {
     const net = counted();
     const store = new MemoryStore();
-    const { a1, a2, name } = await alice({ fetch: net.fetch, store, pollMs: 20 });
+    const { a1, a2 } = await alice({ fetch: net.fetch, store, pollMs: 20 });
+    const bob = await Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch: counted().fetch });
+    const bn = uniqueName('bob');
+    await bob.register(bn, 'battery staple');
     const states: string[] = [];
     a2.on((e) => e.type === 'connection' && states.push(e.state));
     const laptop = (await a1.devices()).find((d) => !d.current)!;
@@ -58,7 +61,7 @@ describe('a removed device', () => {
     const errors: string[] = [];
     a2.on((e) => e.type === 'error' && errors.push(e.code));
     const before = net.requests.length;
-    const conv = await a2.openDirect(name); // the public list still answers (no token)
+    const conv = await a2.openDirect(bn); // the public list still answers (no token)
     const sent = await a2.send(conv, 'into the void');
     await a2.wake();
     await expect(a2.sync()).rejects.toMatchObject({ code: 'device_removed' });
