@@ -6,9 +6,10 @@
 import { Engine } from '../core/engine.ts';
 import type { Fetch } from '../core/net/api.ts';
 import type { WsCtor } from '../core/net/socket.ts';
+import { DB_NAME } from '../shared/names.ts';
 import { openIdbStore } from '../storage/idb-store.ts';
 
-export const DB_NAME = 'petrel';
+export { DB_NAME };
 
 export function webLock<T>(fn: () => Promise<T>): Promise<T> {
   if (!('locks' in navigator)) return fn();

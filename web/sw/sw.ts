@@ -15,6 +15,7 @@ import { Engine } from '../core/engine.ts';
 import type { Fetch } from '../core/net/api.ts';
 import type { MessageView } from '../core/types.ts';
 import { openIdbStore } from '../storage/idb-store.ts';
+import { DB_NAME, SHELL_CACHE_PREFIX } from '../shared/names.ts';
 import { readSettings } from '../shared/settings.ts';
 
 declare const self: ServiceWorkerGlobalScope & { __WB_MANIFEST: { url: string; revision: string | null }[] };
@@ -24,8 +25,7 @@ declare const self: ServiceWorkerGlobalScope & { __WB_MANIFEST: { url: string; r
  * files inside it; bump the version when what is cached (or how) changes, and activation then
  * drops every older cache of this origin instead of leaving it to fill the quota.
  */
-const SHELL_CACHE = 'petrel-shell-v1';
-const DB_NAME = 'petrel'; // the page's store (web/net/boot.ts)
+const SHELL_CACHE = `${SHELL_CACHE_PREFIX}v1`;
 const LOCK = 'petrel-engine'; // the page takes the same lock: one engine touches sessions at a time
 
 const shell = new PrecacheController({ cacheName: SHELL_CACHE });
@@ -51,6 +51,8 @@ const lock = <T,>(fn: () => Promise<T>) => (self.navigator.locks ? (self.navigat
 const fetchFn = ((u: string, i?: RequestInit) => fetch(u, i)) as unknown as Fetch;
 
 interface Fresh {
+  /** The relay refused this device's token (now, or at an earlier push): it was removed. */
+  readonly removed: boolean;
   readonly messages: MessageView[];
   readonly previews: boolean;
   /** Conversation id -> title, for "Alice in Lighthouse". */
@@ -64,10 +66,15 @@ async function catchUp(): Promise<Fresh> {
     const previews = (await readSettings(store)).previews;
     const engine = await Engine.open({ store, relayUrl: '', fetch: fetchFn, lock });
     const me = engine.state()?.username;
-    if (!me) return { messages: [], previews, titles: new Map() };
-    const messages = (await engine.sync()).filter((m) => m.from !== me && !m.system);
+    if (!me) return { removed: false, messages: [], previews, titles: new Map() };
+    // The engine remembers a 401 (in the store the page shares): once removed, no request is made.
+    const messages = engine.removed ? [] : await engine.sync().catch((e: unknown) => {
+      if (engine.removed) return [];
+      throw e;
+    });
+    if (engine.removed) return { removed: true, messages: [], previews, titles: new Map() };
     const titles = new Map((await engine.conversations()).map((c) => [c.id, c.kind === 'group' ? c.title : ''] as const));
-    return { messages, previews, titles };
+    return { removed: false, messages: messages.filter((m) => m.from !== me && !m.system), previews, titles };
   } finally {
     await store.close();
   }
@@ -87,6 +94,18 @@ async function syncAndNotify(): Promise<void> {
     // Fall through to a generic notification: the person should still learn something arrived.
     // The error names a code and a step, never message content or keys (engine errors do not).
     console.warn('push: could not catch up', err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  }
+  if (fresh?.removed) {
+    // A removed device is never pushed to again by the relay (it deleted the subscription);
+    // a push in flight, or a stale one, ends here: drop the browser's subscription so the worker
+    // is not woken for a dead device, and say once what happened (a push must show something).
+    await (await self.registration.pushManager.getSubscription())?.unsubscribe().catch(() => false);
+    await self.registration.showNotification('Petrel', {
+      body: 'This device was removed from your account. Open Petrel to erase it and start again.',
+      tag: 'petrel-removed',
+      data: { conversation: null },
+    });
+    return;
   }
   // An app window in view shows new messages itself (the app is the page at the scope's root).
   const windows = (await self.clients.matchAll({ type: 'window' })) as WindowClient[];

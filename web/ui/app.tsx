@@ -3,14 +3,15 @@ import { Chats } from './chats.tsx';
 import { Conversation } from './conversation.tsx';
 import { reloadPending, reloadSafely } from './drafts.ts';
 import { Panels } from './panels.tsx';
-import { connection, current, me, online, panel, pending, persistence, saveSettings, settings, toast, updateReady } from './state.ts';
+import { Removed, RemovedBanner } from './removed.tsx';
+import { connection, current, me, online, panel, pending, persistence, readingRemoved, saveSettings, settings, toast, updateReady } from './state.ts';
 import { Welcome } from './welcome.tsx';
 
 export function App() {
   return (
     <>
       <UpdateBanner />
-      {me.value ? <Shell /> : <Welcome />}
+      {!me.value ? <Welcome /> : connection.value === 'removed' && !readingRemoved.value ? <Removed /> : <Shell />}
       {toast.value && <div class={`toast ${toast.value.kind}`} role={toast.value.kind === 'error' ? 'alert' : 'status'}>{toast.value.text}</div>}
     </>
   );
@@ -34,9 +35,12 @@ function UpdateBanner() {
 }
 
 function Shell() {
-  const offline = !online.value || connection.value === 'offline';
+  const removed = connection.value === 'removed';
+  // A removed device is not offline: waiting for the network would change nothing.
+  const offline = !removed && (!online.value || connection.value === 'offline');
   return (
     <div class={`shell ${current.value ? 'has-conversation' : ''} ${panel.value.kind !== 'none' ? 'has-panel' : ''}`}>
+      {removed && <RemovedBanner />}
       {offline && <div class="banner offline" role="status">Offline — messages you send wait in the outbox and go out when you are back online.</div>}
       {me.value && !me.value.hasAccountKey && <div class="banner" role="status">Finishing the link: waiting for your other device to send the account key…</div>}
       {persistence.value === false && !settings.value.persistNoticeSeen && (
@@ -45,7 +49,7 @@ function Shell() {
           <button onClick={() => void saveSettings({ persistNoticeSeen: true })}>Got it</button>
         </div>
       )}
-      {pending.value > 0 && <div class="outbox" role="status" aria-live="polite">{pending.value} message{pending.value > 1 ? 's' : ''} waiting to send</div>}
+      {pending.value > 0 && !removed && <div class="outbox" role="status" aria-live="polite">{pending.value} message{pending.value > 1 ? 's' : ''} waiting to send</div>}
       <Chats />
       <Conversation />
       <Panels />

@@ -12,7 +12,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { Composer, EMOJI } from './composer.tsx';
 import { VerifiedMark } from './marks.tsx';
-import { act, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
+import { act, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
 
 const TICKS: Record<string, { mark: string; label: string }> = {
   pending: { mark: '🕓', label: 'waiting to send' },
@@ -83,7 +83,9 @@ function Open({ conv }: { conv: ConversationRow }) {
       {/* Screen readers hear arriving messages once, not the whole list again after each page load. */}
       <p class="visually-hidden" aria-live="polite">{lastIn ? `${lastIn.from}: ${lastIn.deleted ? 'deleted a message' : lastIn.text}` : ''}</p>
       <p class="typing" aria-live="polite">{who.length ? `${who.join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : ''}</p>
-      {conv.left ? <p class="banner">You are no longer a member of this group.</p> : <Composer conv={conv} replyTo={replyTo} editing={editing} />}
+      {connection.value === 'removed' ? (
+        <p class="banner">This device was removed from your account: it can no longer send messages.</p>
+      ) : conv.left ? <p class="banner">You are no longer a member of this group.</p> : <Composer conv={conv} replyTo={replyTo} editing={editing} />}
     </section>
   );
 }

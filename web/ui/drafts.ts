@@ -46,6 +46,12 @@ export function reloadSafely(apply: () => void): void {
   else pendingApply();
 }
 
+/** Erasing the device: half-written messages go with everything else. */
+export function forgetDrafts(): void {
+  drafts.value = {};
+  sessionStorage.removeItem(STASH);
+}
+
 /** At start: drafts carried over a reload, removed from sessionStorage at once. */
 export function restoreDrafts(): void {
   const raw = sessionStorage.getItem(STASH);

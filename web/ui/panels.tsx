@@ -5,7 +5,7 @@ import type { DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
 import { Qr } from './qr.tsx';
 import { VerifiedMark } from './marks.tsx';
-import { act, contacts, currentConversation, engine, me, openConversation, panel, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
+import { act, connection, contacts, currentConversation, engine, erasing, eraseDevice, me, openConversation, panel, pending, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
 
 const close = () => (panel.value = { kind: 'none' });
 
@@ -217,6 +217,9 @@ function SettingsPanel() {
           <option value="dark">Dark</option>
         </select>
       </label>
+      <h3>This device</h3>
+      <p class="hint">Logging out removes this device from your account and erases its keys and messages from this browser.</p>
+      <button class="danger" disabled={erasing.value} onClick={() => void logOut(devices.value)}>{erasing.value ? 'Logging out…' : 'Log out of this device'}</button>
       <h3>Storage</h3>
       <p class="hint">
         {persistence.value === true
@@ -227,4 +230,29 @@ function SettingsPanel() {
       </p>
     </Panel>
   );
+}
+
+/**
+ * Log out: the same removal as "Remove" on another device (a new device list without this one,
+ * signed with the account key), then the local erase. Confirmed first, saying what is lost:
+ * history lives only on devices, so on the only one it is gone for good.
+ */
+async function logOut(devices: readonly DeviceView[]): Promise<void> {
+  const removed = connection.value === 'removed';
+  const only = devices.length === 1 && devices[0]!.current;
+  const lines = [
+    removed
+      ? 'Erase this device? Its keys and messages are deleted from this browser.'
+      : 'Log out of this device? It is removed from your account — your other devices see it go — and its keys and messages are deleted from this browser.',
+  ];
+  if (only && !removed) {
+    lines.push('This is your only device: your message history exists nowhere else and will be lost for good. You can log in again with your password, but without another device the old messages do not come back.');
+  }
+  if (pending.value > 0) lines.push(`${pending.value} message${pending.value > 1 ? 's' : ''} waiting to send will not be sent.`);
+  if (!confirm(lines.join('\n\n'))) return;
+  const out = await act(async () => {
+    await engine.value!.logOut();
+    return true;
+  });
+  if (out) await eraseDevice();
 }

@@ -5,7 +5,9 @@
 import { computed, signal } from '@preact/signals';
 import type { Engine } from '../core/engine.ts';
 import type { ContactView, ConversationRow, ConnectionState, EngineEvent, MessageView } from '../core/types.ts';
+import { eraseThisDevice } from '../net/erase.ts';
 import { DEFAULT_SETTINGS, readSettings, type Settings, writeSettings } from '../shared/settings.ts';
+import { forgetDrafts } from './drafts.ts';
 
 export type Panel =
   | { kind: 'none' }
@@ -37,6 +39,9 @@ export const updateReady = signal<(() => void) | null>(null);
 export const search = signal('');
 export const settings = signal<Settings>(DEFAULT_SETTINGS);
 export const persistence = signal<boolean | null>(null);
+/** On a removed device, the person chose to read what is stored before erasing it. */
+export const readingRemoved = signal(false);
+export const erasing = signal(false);
 
 export const currentConversation = computed(() => conversations.value.find((c) => c.id === current.value) ?? null);
 export const visibleConversations = computed(() => {
@@ -168,6 +173,8 @@ export function handleEvent(e: EngineEvent): void {
       break;
     case 'connection':
       connection.value = e.state;
+      // The removed screen replaces whatever was open (a panel could only fail from here on).
+      if (e.state === 'removed') panel.value = { kind: 'none' };
       break;
     case 'outbox':
       // Shown only once something has waited a moment: on a good connection every send passes
@@ -208,6 +215,22 @@ export function handleEvent(e: EngineEvent): void {
     case 'error':
       if (e.code !== 'after_failed') say(e.message, 'error');
       break;
+  }
+}
+
+/**
+ * Erases this device's keys and data and starts again at the welcome screen. A fresh page
+ * load rather than resetting signals: nothing of the old identity may linger in memory.
+ */
+export async function eraseDevice(): Promise<void> {
+  erasing.value = true;
+  try {
+    forgetDrafts();
+    await eraseThisDevice(engine.value);
+    location.replace('/');
+  } catch (e) {
+    erasing.value = false;
+    say(`This device could not be erased: ${e instanceof Error ? e.message : String(e)}. Close Petrel’s other tabs and try again.`, 'error');
   }
 }
 
