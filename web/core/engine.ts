@@ -18,7 +18,7 @@ import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type ContactView, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
-import { messageView, newConversation, newMessageRow, preview } from './views.ts';
+import { currentPreview, messageView, newConversation, newMessageRow, preview } from './views.ts';
 
 /** A change to the conversation row `id` as it is when the change commits. */
 export interface ConversationUpdate {
@@ -500,6 +500,36 @@ export class Engine {
     return { id, status: row?.status ?? 'pending' };
   }
 
+  /**
+   * Sends a message that failed (status 'failed') again: the same id, time and content, so the
+   * relay's idempotency and every receiver's de-duplication (apply.ts's `seen`) treat it as the
+   * one message it is, even if a copy got through before. Anything else is left as it is.
+   */
+  async retry(conversationId: string, messageKey: string): Promise<void> {
+    const me = this.ctx.requireMe();
+    const { to, ref } = await this.routeFresh(conversationId);
+    const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', messageKey));
+    if (!m || m.conversation !== conversationId || m.sender !== me.username || m.system) throw new EngineError('not_found', 'That message is not one of yours in this conversation.');
+    if (m.status !== 'failed' || m.deleted) return;
+    const reply = m.replyTo ? { replyTo: m.replyTo } : {};
+    const body: Body = m.attachment
+      ? { type: 'attachment', text: m.text, attachment: { id: m.attachment.id, pointer: toB64(m.attachment.pointer), name: m.attachment.name, mime: m.attachment.mime, size: m.attachment.size }, ...reply }
+      : { type: 'text', text: m.text, ...reply };
+    const content = encodeContent({ v: 1, id: m.id, at: m.sentAt, conv: ref, body });
+    // Queued behind what waits already (the outbox drains oldest first), under the message's own id.
+    const queuedAt = (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
+    const queued = await this.ctx.store.write(['outbox', 'messages'], async (tx) => {
+      const cur = await tx.get('messages', messageKey);
+      if (cur?.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
+      await tx.put('outbox', { id: m.id, createdAt: queuedAt, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
+      await tx.put('messages', { ...cur, status: 'pending' });
+      return true;
+    });
+    if (!queued) return;
+    this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
+    await this.drainOutbox();
+  }
+
   async attachmentBytes(messageKey: string): Promise<{ name: string; mime: string; bytes: Uint8Array }> {
     const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', messageKey));
     if (!m?.attachment) throw new EngineError('not_found', 'That message has no attachment.');
@@ -532,8 +562,15 @@ export class Engine {
     if (!m || m.conversation !== conversationId) throw new EngineError('not_found', 'That message is not in this conversation.');
     const next = change(m, me.username);
     if (!next) throw new EngineError('forbidden', 'Only the sender can change this message.');
-    await this.ctx.store.write(['messages'], (tx) => tx.put('messages', next));
+    await this.ctx.store.write(['messages', 'conversations'], async (tx) => {
+      await tx.put('messages', next);
+      if (body.type === 'reaction') return;
+      // An edit or a delete changes what the chat list previews (and searches): never keep the old text.
+      const conv = await tx.get('conversations', conversationId);
+      if (conv) await tx.put('conversations', { ...conv, lastPreview: await currentPreview(tx, conversationId) });
+    });
     this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
+    if (body.type !== 'reaction') this.ctx.emit({ type: 'conversations' });
     await this.sendControl(to, body, ref);
   }
 

@@ -31,6 +31,7 @@ import {
   type DeviceSessions,
 } from '../../crypto/index.ts';
 import { address, type Ctx } from './context.ts';
+import { sendFailure } from './explain.ts';
 import { decodeContent } from './protocol/content.ts';
 import { deviceList } from './directory.ts';
 import { RelayError } from './net/api.ts';
@@ -136,7 +137,8 @@ async function finish(ctx: Ctx, row: OutboxRow, status: 'sent' | 'failed', error
       await tx.put('messages', { ...m, status });
     }
   });
-  if (error) ctx.emit({ type: 'error', code: error, message: `A message could not be sent (${error}).` });
+  // The code stays in the event (for logs and tests); the person reads what they can do about it.
+  if (error) ctx.emit({ type: 'error', code: error, message: sendFailure(error) });
   if (conversation) ctx.emit({ type: 'message-updated', conversation, id: row.id });
 }
 
