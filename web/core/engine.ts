@@ -654,6 +654,24 @@ export class Engine {
     return groups.changeGroup(this, groupId, 'leave', this.ctx.requireMe().username);
   }
 
+  /**
+   * Removes a group we are no longer in from this device: its row and its messages. Only a left
+   * group: nothing more arrives for it (apply.ts takes nothing for a group we are not in), while
+   * a conversation still going would come back with its next message, its earlier ones gone.
+   * Being added again brings it back, as a new group would come. Other devices keep theirs.
+   */
+  async removeConversation(conversationId: string): Promise<void> {
+    await this.ctx.store.write(['conversations', 'messages'], async (tx) => {
+      const conv = await tx.get('conversations', conversationId);
+      if (!conv) return;
+      if (!conv.left) throw new EngineError('still_member', 'Leave the group before removing it from your chats.');
+      const rows = await tx.getAll('messages', { index: 'byConversation', lower: [conversationId, 0], upper: [conversationId, Number.MAX_SAFE_INTEGER] });
+      for (const r of rows) await tx.delete('messages', r.key);
+      await tx.delete('conversations', conversationId);
+    });
+    this.ctx.emit({ type: 'conversations' });
+  }
+
   // ---- trust --------------------------------------------------------------------------
 
   async safetyNumber(username: string): Promise<SafetyNumberView> {
