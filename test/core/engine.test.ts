@@ -376,4 +376,21 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect(await b.messages(`dm:${an}`)).toHaveLength(1);
     await expect(a.retry(conv, `${bn}/nope`)).rejects.toMatchObject({ code: 'not_found' });
   });
+
+  test('a group we left can be removed from this device; one we are in cannot', async () => {
+    const { a, b } = await twoUsers();
+    const g = await a.createGroup('Dock', [b.state()!.username]);
+    await a.send(g, 'hi group');
+    await b.sync();
+    await expect(b.removeConversation(g)).rejects.toMatchObject({ code: 'still_member' });
+    await b.leaveGroup(g);
+    await b.removeConversation(g);
+    expect((await b.conversations()).map((c) => c.id)).not.toContain(g);
+    expect(await b.messages(g)).toEqual([]);
+    // Nothing more arrives for it.
+    await a.sync();
+    await a.send(g, 'after you left');
+    await b.sync();
+    expect((await b.conversations()).map((c) => c.id)).not.toContain(g);
+  });
 });
