@@ -72,6 +72,61 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await shot(b1, '04-conversation-phone');
   }, 90_000);
 
+  test('edits and deletes reach the chat list: its preview and its search never keep the old text', async () => {
+    // Bob looks at his chat list (a phone: the list alone) while Alice writes, edits and deletes.
+    await b1.getByRole('button', { name: 'Back to conversations' }).click();
+    const bobList = b1.getByRole('navigation', { name: 'Conversations' });
+    await send(a1, 'Meet at the old pier');
+    await bobList.getByText('Meet at the old pier').waitFor({ timeout: 15_000 });
+    const original = a1.locator('.bubble.mine', { hasText: 'Meet at the old pier' });
+    await original.hover();
+    await original.getByRole('button', { name: 'Edit' }).click();
+    await a1.getByLabel('Message', { exact: true }).fill('Meet at the harbour gate');
+    await a1.getByRole('button', { name: 'Send' }).click();
+    await bobList.getByText('Meet at the harbour gate').waitFor({ timeout: 15_000 });
+    expect(await bobList.getByText('old pier').count()).toBe(0);
+    const edited = a1.locator('.bubble.mine', { hasText: 'Meet at the harbour gate' });
+    a1.once('dialog', (d) => void d.accept());
+    await edited.hover();
+    await edited.getByRole('button', { name: 'Delete for everyone' }).click();
+    await bobList.getByText('Message deleted').waitFor({ timeout: 15_000 });
+    await a1.getByRole('navigation', { name: 'Conversations' }).getByText('Message deleted').waitFor();
+    await b1.getByLabel('Search conversations').fill('harbour');
+    await bobList.getByText('Nothing matches').waitFor();
+    await b1.getByLabel('Search conversations').fill('');
+    await openChat(b1, alice);
+  }, 60_000);
+
+  test('a message the relay refuses says Not sent, in words clear of the composer; Retry sends it once', async () => {
+    // Every submission refused (a 4xx, which the outbox does not retry by itself) until it failed.
+    await a1.route('**/v1/messages', (route) =>
+      route.request().method() === 'POST' ? route.fulfill({ status: 403, contentType: 'application/json', body: JSON.stringify({ error: 'forbidden', message: 'refused by the test' }) }) : route.continue(),
+    );
+    await send(a1, 'Try this once more');
+    const bubble = a1.locator('.bubble.mine', { hasText: 'Try this once more' });
+    await bubble.getByText('Not sent').waitFor({ timeout: 15_000 });
+    await a1.unroute('**/v1/messages');
+    const toast = a1.locator('.toast.error');
+    await toast.waitFor();
+    expect(await toast.textContent()).toMatch(/^A message was not sent\./);
+    expect(await toast.textContent()).not.toMatch(/forbidden|_/);
+    const t = (await toast.boundingBox())!;
+    for (const name of ['Send', 'Emoji', 'Retry sending this message']) {
+      const b = (await a1.getByRole('button', { name, exact: true }).boundingBox())!;
+      expect(t.y + t.height <= b.y || b.y + b.height <= t.y || t.x + t.width <= b.x || b.x + b.width <= t.x, `the toast covers ${name}`).toBe(true);
+    }
+    await shot(a1, '04b-not-sent');
+    await bubble.getByRole('button', { name: 'Retry sending this message' }).click();
+    await expect.poll(() => bubble.getAttribute('data-status'), { timeout: 15_000 }).toMatch(/sent|delivered|read/);
+    expect(await bubble.getByText('Not sent').count()).toBe(0);
+    await b1.locator('.bubble .text', { hasText: 'Try this once more' }).waitFor({ timeout: 15_000 });
+    expect(await b1.locator('.bubble .text', { hasText: 'Try this once more' }).count()).toBe(1);
+    // Read says so in a word, not by shade alone.
+    await expect.poll(() => bubble.getAttribute('data-status'), { timeout: 15_000 }).toBe('read');
+    expect(await bubble.locator('.tick-word').textContent()).toBe('Read');
+    await a1.getByRole('button', { name: 'Dismiss message' }).click().catch(() => {}); // gone by itself already is fine
+  }, 60_000);
+
   test('link a second Alice device with the code; it gets history and live messages', async () => {
     ({ page: a2 } = await lab.device('alice laptop'));
     await a2.getByRole('tab', { name: 'Link this device' }).click();
@@ -201,6 +256,18 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await shot(a1, '07-group-info');
     await a1.getByRole('button', { name: 'Close' }).click();
   }, 120_000);
+
+  test('after leaving a group its info is read-only, and the group can be removed from the chat list', async () => {
+    c1.once('dialog', (d) => void d.accept());
+    await c1.getByRole('button', { name: 'Group info' }).click();
+    await c1.getByRole('button', { name: 'Leave group' }).click();
+    await c1.getByText('You left this group.', { exact: false }).waitFor({ timeout: 15_000 });
+    for (const name of ['Rename', 'Add', 'Leave group', `Remove ${bob}`]) expect(await c1.getByRole('button', { name, exact: true }).count(), name).toBe(0);
+    await shot(c1, '07b-left-group-info');
+    c1.once('dialog', (d) => void d.accept());
+    await c1.getByRole('button', { name: 'Remove from chat list' }).click();
+    await expect.poll(() => c1.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Lighthouse/ }).count(), { timeout: 10_000 }).toBe(0);
+  }, 60_000);
 
   test('offline: history from IndexedDB after a reload, the message waits, then is delivered', async () => {
     await openChat(a1, bob);

@@ -296,4 +296,101 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     const file = await b.attachmentBytes(`${an}/${m!.id}`);
     expect(file.bytes).toEqual(bytes);
   });
+
+  test('the chat-list preview follows edits and deletes on every device, the sender’s other device included', async () => {
+    const { a, b, an, bn } = await twoUsers();
+    const a2 = await device('laptop');
+    await a2.login(an, 'correct horse');
+    await a.sync(); // a takes a2's device-added and sends it the history
+    await a2.sync();
+    const conv = await a.openDirect(bn);
+    await a.send(conv, 'hello');
+    const { id } = await a.send(conv, 'the secret plan');
+    const key = `${an}/${id}`;
+    await b.sync();
+    await a2.sync();
+    const preview = async (e: Engine, c: string) => (await e.conversations()).find((x) => x.id === c)!.lastPreview;
+    expect([await preview(a, conv), await preview(b, `dm:${an}`), await preview(a2, conv)]).toEqual(['the secret plan', 'the secret plan', 'the secret plan']);
+
+    // A list on screen re-reads on 'conversations': the receiving side must say so for an edit too.
+    const told: string[] = [];
+    b.on((e) => void told.push(e.type));
+    await a.edit(conv, key, 'the revised plan');
+    await b.sync();
+    await a2.sync();
+    expect(told).toContain('conversations');
+    expect([await preview(a, conv), await preview(b, `dm:${an}`), await preview(a2, conv)]).toEqual(['the revised plan', 'the revised plan', 'the revised plan']);
+
+    await a.deleteForEveryone(conv, key);
+    await b.sync();
+    await a2.sync();
+    for (const [e, c] of [[a, conv], [b, `dm:${an}`], [a2, conv]] as const) {
+      expect(await preview(e, c)).toBe('Message deleted');
+      expect(JSON.stringify(await e.conversations())).not.toMatch(/plan/);
+    }
+
+    // Deleting an older message leaves the preview on the newest one.
+    const { id: last } = await a.send(conv, 'newest');
+    await b.sync();
+    const [first] = await b.messages(`dm:${an}`);
+    await a.deleteForEveryone(conv, `${an}/${first!.id}`);
+    await b.sync();
+    expect(first!.text).toBe('hello');
+    expect(await preview(b, `dm:${an}`)).toBe('newest');
+    expect(await preview(a, conv)).toBe('newest');
+    expect(last).toBeTruthy();
+  });
+
+  test('a failed message is sent again under its own id; the failure is told in words, not codes', async () => {
+    const { b, bn } = await twoUsers();
+    // A device of its own whose next submission the relay refuses (a 4xx: not retried by itself).
+    let refuse = 0;
+    const failing: Fetch = async (url, init) => {
+      if (refuse > 0 && url.endsWith('/v1/messages') && init?.method === 'POST') {
+        refuse--;
+        return new Response(JSON.stringify({ error: 'forbidden', message: 'no' }), { status: 403, headers: { 'content-type': 'application/json' } });
+      }
+      return fetch(url, init);
+    };
+    const a = await Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch: failing });
+    const an = uniqueName('carol');
+    await a.register(an, 'pw');
+    const errors: { code: string; message: string }[] = [];
+    a.on((e) => void (e.type === 'error' && errors.push(e)));
+    const conv = await a.openDirect(bn);
+    refuse = 1;
+    const { id } = await a.send(conv, 'try me again');
+    expect((await a.messages(conv))[0]).toMatchObject({ id, status: 'failed' });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.code).toBe('forbidden');
+    expect(errors[0]!.message).not.toMatch(/forbidden|_/);
+    expect(errors[0]!.message).toMatch(/^A message was not sent\./);
+
+    await a.retry(conv, `${an}/${id}`);
+    expect((await a.messages(conv))[0]).toMatchObject({ id, status: 'sent', text: 'try me again' });
+    const got = await b.sync();
+    expect(got.map((m) => [m.id, m.text])).toEqual([[id, 'try me again']]);
+    // Retrying what was sent does nothing: no second copy reaches anyone.
+    await a.retry(conv, `${an}/${id}`);
+    expect(await b.sync()).toEqual([]);
+    expect(await b.messages(`dm:${an}`)).toHaveLength(1);
+    await expect(a.retry(conv, `${bn}/nope`)).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  test('a group we left can be removed from this device; one we are in cannot', async () => {
+    const { a, b } = await twoUsers();
+    const g = await a.createGroup('Dock', [b.state()!.username]);
+    await a.send(g, 'hi group');
+    await b.sync();
+    await expect(b.removeConversation(g)).rejects.toMatchObject({ code: 'still_member' });
+    await b.leaveGroup(g);
+    await b.removeConversation(g);
+    expect((await b.conversations()).map((c) => c.id)).not.toContain(g);
+    expect(await b.messages(g)).toEqual([]);
+    // Nothing more arrives for it.
+    await a.sync();
+    await a.send(g, 'after you left');
+    await b.sync();
+    expect((await b.conversations()).map((c) => c.id)).not.toContain(g);
+  });
 });

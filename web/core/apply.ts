@@ -21,7 +21,7 @@ import * as groupState from './group-state.ts';
 import { type Body, type Content, encodeContent, newId } from './protocol/content.ts';
 import type { GroupState } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, WriteTx } from './store/schema.ts';
-import { newConversation, newMessageRow, preview } from './views.ts';
+import { currentPreview, newConversation, newMessageRow, preview } from './views.ts';
 
 export type After =
   | { readonly kind: 'receipt'; readonly to: string; readonly conversation: string; readonly ids: string[] }
@@ -108,6 +108,9 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
         if (target.sender !== m.sender) return; // only a message's own sender edits or deletes it
         if (b.type === 'edit') await tx.put('messages', { ...target, text: b.text, editedAt: c.at });
         else await tx.put('messages', { ...target, text: '', attachment: null, deleted: true });
+        // The chat list shows (and searches) the preview stored with the conversation: it must not
+        // keep the old or deleted text. touched below makes the engine tell the list to re-read.
+        await refreshPreview(tx, target.conversation);
       }
       out.touched.add(target.conversation);
       return;
@@ -139,6 +142,13 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
     case 'repair':
       return; // the session that carried it is already the repaired one; what it says was refused was dropped with it (inbox.ts)
   }
+}
+
+async function refreshPreview(tx: WriteTx, convId: string): Promise<void> {
+  const conv = await tx.get('conversations', convId);
+  if (!conv) return;
+  const lastPreview = await currentPreview(tx, convId);
+  if (lastPreview !== conv.lastPreview) await tx.put('conversations', { ...conv, lastPreview });
 }
 
 async function conversationFor(tx: WriteTx, convId: string, me: string, m: Incoming, c: Content): Promise<ConversationRow | null> {

@@ -18,7 +18,7 @@ import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
 import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type ContactView, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
-import { messageView, newConversation, newMessageRow, preview } from './views.ts';
+import { currentPreview, messageView, newConversation, newMessageRow, preview } from './views.ts';
 
 /** A change to the conversation row `id` as it is when the change commits. */
 export interface ConversationUpdate {
@@ -549,6 +549,36 @@ export class Engine {
     return { id, status: row?.status ?? 'pending' };
   }
 
+  /**
+   * Sends a message that failed (status 'failed') again: the same id, time and content, so the
+   * relay's idempotency and every receiver's de-duplication (apply.ts's `seen`) treat it as the
+   * one message it is, even if a copy got through before. Anything else is left as it is.
+   */
+  async retry(conversationId: string, messageKey: string): Promise<void> {
+    const me = this.ctx.requireMe();
+    const { to, ref } = await this.routeFresh(conversationId);
+    const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', messageKey));
+    if (!m || m.conversation !== conversationId || m.sender !== me.username || m.system) throw new EngineError('not_found', 'That message is not one of yours in this conversation.');
+    if (m.status !== 'failed' || m.deleted) return;
+    const reply = m.replyTo ? { replyTo: m.replyTo } : {};
+    const body: Body = m.attachment
+      ? { type: 'attachment', text: m.text, attachment: { id: m.attachment.id, pointer: toB64(m.attachment.pointer), name: m.attachment.name, mime: m.attachment.mime, size: m.attachment.size }, ...reply }
+      : { type: 'text', text: m.text, ...reply };
+    const content = encodeContent({ v: 1, id: m.id, at: m.sentAt, conv: ref, body });
+    // Queued behind what waits already (the outbox drains oldest first), under the message's own id.
+    const queuedAt = (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
+    const queued = await this.ctx.store.write(['outbox', 'messages'], async (tx) => {
+      const cur = await tx.get('messages', messageKey);
+      if (cur?.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
+      await tx.put('outbox', { id: m.id, createdAt: queuedAt, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
+      await tx.put('messages', { ...cur, status: 'pending' });
+      return true;
+    });
+    if (!queued) return;
+    this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
+    await this.drainOutbox();
+  }
+
   async attachmentBytes(messageKey: string): Promise<{ name: string; mime: string; bytes: Uint8Array }> {
     const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', messageKey));
     if (!m?.attachment) throw new EngineError('not_found', 'That message has no attachment.');
@@ -581,8 +611,15 @@ export class Engine {
     if (!m || m.conversation !== conversationId) throw new EngineError('not_found', 'That message is not in this conversation.');
     const next = change(m, me.username);
     if (!next) throw new EngineError('forbidden', 'Only the sender can change this message.');
-    await this.ctx.store.write(['messages'], (tx) => tx.put('messages', next));
+    await this.ctx.store.write(['messages', 'conversations'], async (tx) => {
+      await tx.put('messages', next);
+      if (body.type === 'reaction') return;
+      // An edit or a delete changes what the chat list previews (and searches): never keep the old text.
+      const conv = await tx.get('conversations', conversationId);
+      if (conv) await tx.put('conversations', { ...conv, lastPreview: await currentPreview(tx, conversationId) });
+    });
     this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
+    if (body.type !== 'reaction') this.ctx.emit({ type: 'conversations' });
     await this.sendControl(to, body, ref);
   }
 
@@ -664,6 +701,24 @@ export class Engine {
   }
   leaveGroup(groupId: string): Promise<void> {
     return groups.changeGroup(this, groupId, 'leave', this.ctx.requireMe().username);
+  }
+
+  /**
+   * Removes a group we are no longer in from this device: its row and its messages. Only a left
+   * group: nothing more arrives for it (apply.ts takes nothing for a group we are not in), while
+   * a conversation still going would come back with its next message, its earlier ones gone.
+   * Being added again brings it back, as a new group would come. Other devices keep theirs.
+   */
+  async removeConversation(conversationId: string): Promise<void> {
+    await this.ctx.store.write(['conversations', 'messages'], async (tx) => {
+      const conv = await tx.get('conversations', conversationId);
+      if (!conv) return;
+      if (!conv.left) throw new EngineError('still_member', 'Leave the group before removing it from your chats.');
+      const rows = await tx.getAll('messages', { index: 'byConversation', lower: [conversationId, 0], upper: [conversationId, Number.MAX_SAFE_INTEGER] });
+      for (const r of rows) await tx.delete('messages', r.key);
+      await tx.delete('conversations', conversationId);
+    });
+    this.ctx.emit({ type: 'conversations' });
   }
 
   // ---- trust --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import { takeVerified } from './directory.ts';
 import * as groupState from './group-state.ts';
 import type { AttachmentInfo } from './protocol/content.ts';
 import type { ConversationRow, MessageRow } from './store/schema.ts';
+import { currentPreview } from './views.ts';
 
 export const HISTORY_VERSION = 0x01;
 
@@ -75,6 +76,14 @@ export async function importHistory(ctx: Ctx, bytes: Uint8Array): Promise<number
       await tx.put('messages', m);
       await tx.put('seen', { key: m.key, at: m.receivedAt });
       added++;
+    }
+    // The package's previews were stored by the exporting device, perhaps before an edit or a
+    // delete reached it: take the preview from the messages as they now stand here instead (kept
+    // only for a conversation none of whose messages came, as when historySpanMs cut them off).
+    for (const c of data.conversations) {
+      const have = await tx.get('conversations', c.id);
+      const lastPreview = have && (await currentPreview(tx, c.id));
+      if (have && lastPreview && lastPreview !== have.lastPreview) await tx.put('conversations', { ...have, lastPreview });
     }
   });
   await takeVerifications(ctx, verified);

@@ -31,6 +31,7 @@ import {
   type DeviceSessions,
 } from '../../crypto/index.ts';
 import { address, type Ctx } from './context.ts';
+import { sendFailure } from './explain.ts';
 import { decodeContent } from './protocol/content.ts';
 import { deviceList } from './directory.ts';
 import { RelayError } from './net/api.ts';
@@ -136,7 +137,9 @@ async function finish(ctx: Ctx, row: OutboxRow, status: 'sent' | 'failed', error
       await tx.put('messages', { ...m, status });
     }
   });
-  if (error) ctx.emit({ type: 'error', code: error, message: `A message could not be sent (${error}).` });
+  // The code stays in the event (for logs and tests); the person reads what they can do about it.
+  // A lost typing signal or receipt is nothing to act on: telling of it would only alarm.
+  if (error && !isSignal(row)) ctx.emit({ type: 'error', code: error, message: sendFailure(error) });
   if (conversation) ctx.emit({ type: 'message-updated', conversation, id: row.id });
 }
 
@@ -209,6 +212,15 @@ export function writtenByUser(row: OutboxRow): boolean {
     const b = decodeContent(row.content).body;
     // A merged group state passed on (apply.ts) is the engine's, not something the person wrote.
     return WRITTEN.has(b.type) && !(b.type === 'group' && b.action === 'merge');
+  } catch {
+    return false;
+  }
+}
+
+function isSignal(row: OutboxRow): boolean {
+  try {
+    const t = decodeContent(row.content).body.type;
+    return t === 'typing' || t === 'receipt';
   } catch {
     return false;
   }

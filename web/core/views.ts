@@ -1,5 +1,5 @@
 /** Store rows as the screens and the CLI see them. */
-import type { ConversationRow, MessageRow } from './store/schema.ts';
+import type { ConversationRow, MessageRow, ReadTx } from './store/schema.ts';
 import type { MessageView } from './types.ts';
 
 export function messageView(m: MessageRow): MessageView {
@@ -26,6 +26,23 @@ export function preview(m: Pick<MessageRow, 'text' | 'attachment' | 'deleted'>):
   if (m.deleted) return 'Message deleted';
   if (m.attachment) return `📎 ${m.attachment.name}${m.text ? ' — ' + m.text : ''}`;
   return m.text.length > 120 ? m.text.slice(0, 119) + '…' : m.text;
+}
+
+/**
+ * The conversation's preview as its messages stand now: the newest message that is not a system
+ * line. Recomputed after an edit or a delete, so the chat list (and its search, which matches the
+ * preview) never keeps text its sender changed or took back. Pages backwards in small steps: a
+ * long conversation is not read whole, and system lines (which set no preview) are skipped.
+ */
+export async function currentPreview(tx: ReadTx, conversation: string): Promise<string> {
+  let upper = Number.MAX_SAFE_INTEGER;
+  for (;;) {
+    const page = await tx.getAll('messages', { index: 'byConversation', lower: [conversation, 0], upper: [conversation, upper], reverse: true, limit: 50 });
+    const m = page.find((r) => !r.system);
+    if (m) return preview(m);
+    if (page.length < 50) return '';
+    upper = page[page.length - 1]!.order - 1;
+  }
 }
 
 export function newConversation(id: string, kind: ConversationRow['kind'], title: string, members: readonly string[], now: number): ConversationRow {

@@ -12,8 +12,24 @@ export function App() {
     <>
       <UpdateBanner />
       {!me.value ? <Welcome /> : connection.value === 'removed' && !readingRemoved.value ? <Removed /> : <Shell />}
-      {toast.value && <div class={`toast ${toast.value.kind}`} role={toast.value.kind === 'error' ? 'alert' : 'status'}>{toast.value.text}</div>}
+      {(!me.value || (connection.value === 'removed' && !readingRemoved.value)) && <Toast floating />}
     </>
+  );
+}
+
+/**
+ * What just happened, in words (state.ts's say). Signed in, it is a row of the shell's layout
+ * rather than an overlay: a floating toast sat on the composer's buttons for up to 8 seconds.
+ * Dismissable, since an error stays a while.
+ */
+function Toast({ floating = false }: { floating?: boolean }) {
+  const t = toast.value;
+  if (!t) return null;
+  return (
+    <div class={`toast ${t.kind}${floating ? ' floating' : ''}`} role={t.kind === 'error' ? 'alert' : 'status'}>
+      <span>{t.text}</span>
+      <button onClick={() => (toast.value = null)} aria-label="Dismiss message">✕</button>
+    </div>
   );
 }
 
@@ -49,6 +65,7 @@ function Shell() {
           <button onClick={() => void saveSettings({ persistNoticeSeen: true })}>Got it</button>
         </div>
       )}
+      <Toast />
       {pending.value > 0 && !removed && <div class="outbox" role="status" aria-live="polite">{pending.value} message{pending.value > 1 ? 's' : ''} waiting to send</div>}
       <Chats />
       <Conversation />

@@ -14,12 +14,15 @@ import { Composer, EMOJI } from './composer.tsx';
 import { VerifiedMark } from './marks.tsx';
 import { act, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
 
-const TICKS: Record<string, { mark: string; label: string }> = {
+/**
+ * Status marks. Delivered and read once differed only by shade: read also says so in a word.
+ * A failed message has no tick: it says "Not sent" with a Retry button below the text.
+ */
+const TICKS: Record<string, { mark: string; word?: string; label: string }> = {
   pending: { mark: '🕓', label: 'waiting to send' },
   sent: { mark: '✓', label: 'sent' },
   delivered: { mark: '✓✓', label: 'delivered' },
-  read: { mark: '✓✓', label: 'read' },
-  failed: { mark: '⚠', label: 'not sent' },
+  read: { mark: '✓✓', word: 'Read', label: 'read' },
 };
 
 const day = (ms: number) => new Date(ms).toLocaleDateString([], { weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' });
@@ -172,8 +175,20 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
       <span class="meta">
         <time dateTime={new Date(m.sentAt).toISOString()}>{clock(m.sentAt)}</time>
         {m.edited && !m.deleted && <span> · edited</span>}
-        {mine && tick && <span class={`tick ${m.status}`} title={tick.label}><span aria-hidden="true"> {tick.mark}</span><span class="visually-hidden">, {tick.label}</span></span>}
+        {mine && tick && (
+          <span class={`tick ${m.status}`} title={tick.label}>
+            <span aria-hidden="true"> {tick.mark}{tick.word && <span class="tick-word">{tick.word}</span>}</span>
+            <span class="visually-hidden">, {tick.label}</span>
+          </span>
+        )}
       </span>
+      {mine && m.status === 'failed' && (
+        // Sent again under the same id (engine.retry), so nobody who got it after all sees it twice.
+        <span class="not-sent">
+          <span aria-hidden="true">⚠</span> Not sent
+          <button onClick={() => void act(() => engine.value!.retry(conv.id, m.key))} aria-label="Retry sending this message">Retry</button>
+        </span>
+      )}
       {Object.keys(m.reactions).length > 0 && (
         <span class="reactions" aria-label={`Reactions: ${Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}`}>
           {Object.entries(m.reactions).map(([u, r]) => <span title={u} key={u} aria-hidden="true">{r}</span>)}

@@ -1,7 +1,7 @@
 /** Side panels: new chat, new group, group info, contact info (safety number), settings. */
 import { useSignal } from '@preact/signals';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
-import type { DeviceView, SafetyNumberView } from '../core/types.ts';
+import type { ConversationRow, DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
 import { Qr } from './qr.tsx';
 import { VerifiedMark } from './marks.tsx';
@@ -92,6 +92,9 @@ function GroupInfo() {
   const add = useSignal('');
   const rename = useSignal(conv?.title ?? '');
   if (!conv) return null;
+  // Left (or removed): every change would be refused, so none is offered; what is left to do is
+  // to clear the group away.
+  if (conv.left) return <LeftGroupInfo conv={conv} />;
   return (
     <Panel title="Group info">
       <form onSubmit={(e) => (e.preventDefault(), void act(() => engine.value!.renameGroup(conv.id, rename.value)))}>
@@ -116,6 +119,24 @@ function GroupInfo() {
         <button type="submit">Add</button>
       </form>
       <button class="danger" onClick={() => confirm('Leave this group?') && void act(() => engine.value!.leaveGroup(conv.id))}>Leave group</button>
+    </Panel>
+  );
+}
+
+function LeftGroupInfo({ conv }: { conv: ConversationRow }) {
+  return (
+    <Panel title="Group info">
+      <p class="banner" role="status">You left this group. You can read its messages here, but not send or change anything.</p>
+      <p>Name: <strong>{conv.title}</strong></p>
+      <h3>Members when you left</h3>
+      <ul class="members">
+        {conv.members.map((m) => <li key={m}>{m}</li>)}
+      </ul>
+      <button class="danger" onClick={() => confirm(`Remove “${conv.title}” and its messages from this device?`) && void act(async () => {
+        await engine.value!.removeConversation(conv.id);
+        await openConversation(null);
+      })}>Remove from chat list</button>
+      <p class="hint">Only this device forgets it; your other devices keep their copy.</p>
     </Panel>
   );
 }

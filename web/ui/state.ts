@@ -4,6 +4,8 @@
  */
 import { computed, signal } from '@preact/signals';
 import type { Engine } from '../core/engine.ts';
+import { explain } from '../core/explain.ts';
+import { RelayError } from '../core/net/api.ts';
 import type { ContactView, ConversationRow, ConnectionState, EngineEvent, MessageView } from '../core/types.ts';
 import { eraseThisDevice } from '../net/erase.ts';
 import { DEFAULT_SETTINGS, readSettings, type Settings, writeSettings } from '../shared/settings.ts';
@@ -65,7 +67,8 @@ export async function act<T>(f: () => Promise<T>): Promise<T | undefined> {
   try {
     return await f();
   } catch (e) {
-    say(e instanceof Error ? e.message : String(e), 'error');
+    // The relay's codes (unauthorized, rate_limited, …) mean nothing to a person: say what to do.
+    say(e instanceof RelayError ? explain(e.code, e.message) : e instanceof Error ? e.message : String(e), 'error');
     return undefined;
   }
 }

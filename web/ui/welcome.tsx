@@ -72,7 +72,9 @@ function Credentials({ mode }: { mode: 'register' | 'login' }) {
       )}
       {mode === 'login' && (
         <p class="hint">
-          This adds this browser as a new device of your account. Past messages stay on your other devices: to bring them here, use <strong>Link this device</strong> instead.
+          {/* What happens: login announces the new device, and one of the account's other devices sends
+              it the history as soon as that device is online (web/core/apply.ts 'device-added'). */}
+          This adds this browser as a new device of your account. Your past messages arrive from one of your other devices as soon as that device is online. No password at hand? <strong>Link this device</strong> with a code from a device you are signed in on.
         </p>
       )}
       <button type="submit" class="primary" disabled={busy.value}>

@@ -1,0 +1,33 @@
+/**
+ * Words for the relay's and the engine's error codes. A code (device_mismatch, rate_limited…) is
+ * stable for programs and logs but tells a person nothing: what they see says what happened and
+ * what they can do, and the code stays in the event or the error for whoever needs it.
+ */
+const SENTENCES: Readonly<Record<string, string>> = {
+  network: 'Petrel cannot reach the server right now. Check your connection; waiting messages go out once it is back.',
+  unauthorized: 'This device is no longer signed in to your account. Log in again, or link it from one of your other devices.',
+  device_removed: 'This device was removed from your account. Log in again, or link it from one of your other devices.',
+  device_not_listed: 'This device is no longer on your account’s device list. Log in again, or link it from one of your other devices.',
+  rate_limited: 'Too much was sent in a short time. Wait a minute, then try again.',
+  device_mismatch: 'The recipient’s devices kept changing while this was being sent. Try again in a moment.',
+  unknown_user: 'That account no longer exists, so nobody can receive this.',
+  no_device_list: 'The recipient has no device that can receive messages right now. Try again once they have opened Petrel.',
+  payload_too_large: 'This is too large to send. Send a smaller file, or split the text.',
+  attachment_too_large: 'This file is too large to send.',
+  quota_exceeded: 'The server’s storage for your files is full. Try again later, or send a smaller file.',
+  forbidden: 'The server refused this. Try again; if it keeps happening, log out and in again.',
+  invalid_request: 'The server could not read what this device sent. Reload Petrel and try again.',
+  invalid_envelope: 'The server could not read what this device sent. Reload Petrel and try again.',
+  left_group: 'You are no longer a member of this group.',
+};
+
+/** A sentence a person can act on for `code`; `fallback` (or a generic one) for a code not listed. */
+export function explain(code: string, fallback?: string): string {
+  return SENTENCES[code] ?? fallback ?? 'Something went wrong. Try again in a moment.';
+}
+
+/** Why a message was not sent, for the toast: its own sentence, or the generic retry advice. */
+export function sendFailure(code: string): string {
+  const why = SENTENCES[code];
+  return why ? `A message was not sent. ${why}` : 'A message was not sent. Tap “Retry” on it to send it again.';
+}
