@@ -77,7 +77,7 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await a2.getByRole('tab', { name: 'Link this device' }).click();
     await a2.getByRole('button', { name: 'Show link code' }).click();
     const code = await a2.getByTestId('link-code').inputValue();
-    expect(code.length).toBe(87);
+    expect(code.length).toBe(92);
     // Looking at another tab and back keeps the code the engine is waiting on.
     await a2.getByRole('tab', { name: 'Log in' }).click();
     await a2.getByRole('tab', { name: 'Link this device' }).click();

@@ -52,6 +52,23 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect((await call(relay.fetch, 'PUT', '/v1/account/devices', { token: session, body: { list: Buffer.from(list.bytes).toString('base64url') } })).status).toBe(200);
   };
 
+  test('a link code with any one character mistyped is refused and lists no device; one wrapped over lines is accepted', async () => {
+    const a1 = await device('phone');
+    await a1.register(uniqueName('alice'), 'pw');
+    const a2 = await device('laptop');
+    const started = await a2.startLink({ pollMs: 20 });
+    const code = started.code;
+    expect(code).toMatch(/^[A-Za-z0-9_-]{92}$/);
+    for (let i = 0; i < code.length; i++) {
+      const typo = code.slice(0, i) + (code[i] === 'x' ? 'y' : 'x') + code.slice(i + 1);
+      await expect(a1.approveLink(typo, { pollMs: 20 }), `character ${i}`).rejects.toMatchObject({ code: 'invalid_code', message: expect.stringContaining('mistyped') });
+    }
+    expect((await a1.devices()).map((d) => d.name)).toEqual(['phone']);
+    const wrapped = `  ${code.slice(0, 40)}\r\n  ${code.slice(40, 80)}\n\t${code.slice(80)} `;
+    await Promise.all([started.done, a1.approveLink(wrapped, { pollMs: 20 })]);
+    expect(a2.state()).toMatchObject({ hasAccountKey: true });
+  });
+
   test('a claimed token survives a failed first prekey upload: the upload is retried and the link completes', async () => {
     const a1 = await device('phone');
     const an = uniqueName('alice');
