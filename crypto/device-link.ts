@@ -6,7 +6,13 @@
  *    user carries the code (QR or text) to an existing device: that physical transfer is what
  *    authenticates the keys, so the code needs no signature.
  *
- *      link code = 0x01 || signingKey (32) || dhKey (32)              (65 bytes, base64url: 87 chars)
+ *      link code = 0x02 || signingKey (32) || dhKey (32) || check (4)   (69 bytes, base64url: 92 chars)
+ *      check     = deviceId[0..4], deviceId = KDF("Petrel/v1/device-id", signingKey || dhKey, 16)
+ *
+ *    People type these codes: version 1 (the keys alone) turned any typo into another pair of
+ *    valid-looking keys, and the approving device listed a device that did not exist. The check
+ *    catches a mistyped code (a wrong code passes with probability 2^-32); it is not a MAC and
+ *    need not be one, since the transfer, not the code, is what is trusted.
  *
  * 2. The existing device adds the device to the signed list and publishes it.
  * 3. The new device asks the relay for its token with a **device claim**, signed by its
@@ -25,24 +31,34 @@ import { deriveDeviceId, type DeviceKeyPair, type DevicePublic } from './identit
 import { kdfLabel } from './kdf.ts';
 import { ed25519Sign, ed25519Verify } from './sodium.ts';
 
-export const LINK_CODE_VERSION = 0x01;
+/** Version 1 (no check) is refused: see above. */
+export const LINK_CODE_VERSION = 0x02;
 export const DEVICE_CLAIM_VERSION = 0x01;
-export const LINK_CODE_BYTES = 65;
+export const LINK_CODE_BYTES = 69;
+/** Bytes of the device id a link code carries as its check; 1 + 64 + 4 = 69 = 23 × 3, so base64url has no spare bits. */
+export const LINK_CODE_CHECK_BYTES = 4;
 export const DEVICE_CLAIM_BYTES = 89;
 
 export function encodeLinkCode(device: DevicePublic): Uint8Array {
-  return new Writer(LINK_CODE_BYTES).u8(LINK_CODE_VERSION).bytes(device.signingKey).bytes(device.dhKey).finish();
+  const check = deriveDeviceId(device.signingKey, device.dhKey).subarray(0, LINK_CODE_CHECK_BYTES);
+  return new Writer(LINK_CODE_BYTES).u8(LINK_CODE_VERSION).bytes(device.signingKey).bytes(device.dhKey).bytes(check).finish();
 }
 
-/** The new device's public keys; its id is derived, so a code cannot name a foreign id. */
+/**
+ * The new device's public keys; its id is derived, so a code cannot name a foreign id. A check
+ * that is not the start of that id (a typo) is refused with `malformed`.
+ */
 export function decodeLinkCode(bytes: Uint8Array): DevicePublic {
   const r = new Reader(bytes, 'link code');
   const version = r.u8('version');
   if (version !== LINK_CODE_VERSION) throw new CryptoError('unknown_version', `link code version ${version}`);
   const signingKey = r.bytes(32, 'signingKey');
   const dhKey = r.bytes(32, 'dhKey');
+  const check = r.bytes(LINK_CODE_CHECK_BYTES, 'check');
   r.end();
-  return { deviceId: deriveDeviceId(signingKey, dhKey), signingKey, dhKey };
+  const deviceId = deriveDeviceId(signingKey, dhKey);
+  if (!equalBytes(check, deviceId.subarray(0, LINK_CODE_CHECK_BYTES))) throw new CryptoError('malformed', 'link code check does not match its keys');
+  return { deviceId, signingKey, dhKey };
 }
 
 export interface DeviceClaim {

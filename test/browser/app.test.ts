@@ -1,13 +1,15 @@
-// The PWA in a real Chromium: register, chat live, link a device with the code (and tell a
-// device whose clock is off why it cannot link), verify a contact (the mark reaches the other
-// device), a group of three, offline and back, a push that
-// the service worker decrypts into a notification, and the update prompt (which keeps a
-// half-written message). The shell itself (CSP, install criteria, offline start, keyboard,
-// labels) is shell.test.ts. Screenshots go to test/artifacts/screenshots/.
+// The PWA in a real Chromium: register, chat live, link a device with the code (a mistyped one
+// is refused; a wait nobody answers can be cancelled; a device whose clock is off is told why it
+// cannot link), verify a contact (the mark reaches the other device), a group of three, offline
+// and back, a push that the service worker decrypts into a notification, and the update prompt
+// (which keeps a half-written message). The shell itself (CSP, install criteria, offline start,
+// keyboard, labels) is shell.test.ts. Screenshots go to test/artifacts/screenshots/.
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { encodeLinkCode, generateDevice, ready, systemRng } from '../../crypto/index.ts';
+import { toB64 } from '../../web/core/b64.ts';
 import { uniqueName } from '../relay/harness.ts';
 import { announceChromium, hasChromium, type Lab, shot, startLab } from './harness.ts';
 
@@ -132,14 +134,22 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await a2.getByRole('tab', { name: 'Link this device' }).click();
     await a2.getByRole('button', { name: 'Show link code' }).click();
     const code = await a2.getByTestId('link-code').inputValue();
-    expect(code.length).toBe(87);
+    expect(code.length).toBe(92);
     // Looking at another tab and back keeps the code the engine is waiting on.
     await a2.getByRole('tab', { name: 'Log in' }).click();
     await a2.getByRole('tab', { name: 'Link this device' }).click();
     expect(await a2.getByTestId('link-code').inputValue()).toBe(code);
     await shot(a2, '05-link-code');
+    expect(await a2.getByRole('button', { name: 'Copy code' }).isVisible()).toBe(true);
     await a1.getByRole('button', { name: 'Settings' }).click();
-    await a1.getByTestId('approve-code').fill(code);
+    // One character mistyped: refused, and no device is listed for it.
+    const i = 30;
+    await a1.getByTestId('approve-code').fill(code.slice(0, i) + (code[i] === 'x' ? 'y' : 'x') + code.slice(i + 1));
+    await a1.getByRole('button', { name: 'Approve device' }).click();
+    await a1.getByRole('alert').filter({ hasText: 'mistyped' }).waitFor({ timeout: 10_000 });
+    expect(await a1.locator('.devices li').count()).toBe(1);
+    // Wrapped over lines, as a narrow window or a chat may paste it: accepted.
+    await a1.getByTestId('approve-code').fill(`${code.slice(0, 46)}\n${code.slice(46)}\n`);
     await a1.getByLabel('Name for it (optional)').fill('Alice’s laptop');
     await a1.getByRole('button', { name: 'Approve device' }).click();
     await a2.getByRole('navigation', { name: 'Conversations' }).waitFor({ timeout: 60_000 });
@@ -154,6 +164,31 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await a2.locator('.bubble .text', { hasText: 'Both of your devices' }).waitFor({ timeout: 15_000 });
     await a1.locator('.bubble .text', { hasText: 'Both of your devices' }).waitFor({ timeout: 15_000 });
   }, 120_000);
+
+  test('an approval that nobody answers stays shown when Settings is reopened, and can be cancelled and removed', async () => {
+    // A code of a device that exists nowhere, so it never comes online.
+    await ready();
+    const absent = toB64(encodeLinkCode(generateDevice(systemRng)));
+    await a1.getByRole('button', { name: 'Settings' }).click();
+    await a1.getByTestId('approve-code').fill(absent);
+    await a1.getByLabel('Name for it (optional)').fill('Old tablet');
+    await a1.getByRole('button', { name: 'Approve device' }).click();
+    await a1.getByText('Waiting for Old tablet to come online').waitFor({ timeout: 10_000 });
+    await a1.getByRole('button', { name: 'Close' }).click();
+    await a1.getByRole('button', { name: 'Settings' }).click();
+    // The wait goes on: shown with its Cancel, and no second Approve.
+    await a1.getByText('Waiting for Old tablet to come online').waitFor({ timeout: 10_000 });
+    expect(await a1.getByRole('button', { name: 'Approve device' }).count()).toBe(0);
+    await a1.locator('.devices li', { hasText: 'Old tablet' }).waitFor({ timeout: 10_000 });
+    await a1.getByRole('button', { name: 'Cancel' }).click();
+    await a1.getByText('Stopped waiting.').waitFor({ timeout: 10_000 });
+    await a1.getByRole('button', { name: 'Remove Old tablet' }).click();
+    await a1.getByRole('button', { name: 'Approve device' }).waitFor({ timeout: 10_000 });
+    await expect.poll(() => a1.locator('.devices li', { hasText: 'Old tablet' }).count(), { timeout: 10_000 }).toBe(0);
+    // Nothing to tell: no toast about the removed device.
+    expect(await a1.getByRole('alert').filter({ hasText: /removed|Old tablet/ }).count()).toBe(0);
+    await a1.getByRole('button', { name: 'Close' }).click();
+  }, 60_000);
 
   test('a device whose clock is 20 minutes fast is told so where it shows the link code', async () => {
     const { page } = await lab.device('fast clock tablet');

@@ -3,7 +3,8 @@
 // drop or a relay restart does. Each device has its own in-memory store.
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { generateAccountKey, generateDevice, newDeviceList, signDeviceList, systemRng } from '../../crypto/index.ts';
+import { encodeLinkCode, generateAccountKey, generateDevice, newDeviceList, signDeviceList, systemRng } from '../../crypto/index.ts';
+import { toB64 } from '../../web/core/b64.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
@@ -51,6 +52,89 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     const list = signDeviceList(newDeviceList(user, k2.publicKey, generateDevice(systemRng), 'new phone', Date.now()), k2);
     expect((await call(relay.fetch, 'PUT', '/v1/account/devices', { token: session, body: { list: Buffer.from(list.bytes).toString('base64url') } })).status).toBe(200);
   };
+
+  test('a link code with any one character mistyped is refused and lists no device; one wrapped over lines is accepted', async () => {
+    const a1 = await device('phone');
+    await a1.register(uniqueName('alice'), 'pw');
+    const a2 = await device('laptop');
+    const started = await a2.startLink({ pollMs: 20 });
+    const code = started.code;
+    expect(code).toMatch(/^[A-Za-z0-9_-]{92}$/);
+    for (let i = 0; i < code.length; i++) {
+      const typo = code.slice(0, i) + (code[i] === 'x' ? 'y' : 'x') + code.slice(i + 1);
+      await expect(a1.approveLink(typo, { pollMs: 20 }), `character ${i}`).rejects.toMatchObject({ code: 'invalid_code', message: expect.stringContaining('mistyped') });
+    }
+    expect((await a1.devices()).map((d) => d.name)).toEqual(['phone']);
+    const wrapped = `  ${code.slice(0, 40)}\r\n  ${code.slice(40, 80)}\n\t${code.slice(80)} `;
+    await Promise.all([started.done, a1.approveLink(wrapped, { pollMs: 20 })]);
+    expect(a2.state()).toMatchObject({ hasAccountKey: true });
+  });
+
+  /** The code of a device that never comes online (its keys exist nowhere else). */
+  const absentCode = () => toB64(encodeLinkCode(generateDevice(systemRng)));
+  /** An engine whose clock only moves when it sleeps, and the sleeps it asked for. */
+  const fakeClock = async (name: string) => {
+    let clock = Date.now();
+    const waits: number[] = [];
+    const e = await Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch, deviceName: name, now: () => clock });
+    const sleep = async (ms: number) => {
+      waits.push(ms);
+      clock += ms;
+    };
+    return { e, waits, sleep };
+  };
+  const bundlePolls = (user: string) => sent.filter((r) => r.method === 'GET' && r.path.startsWith(`/v1/users/${user}/bundles`)).length;
+
+  test('an approval the new device never answers polls with backoff up to 15 s, then times out', async () => {
+    const { e: a1, waits, sleep } = await fakeClock('phone');
+    const an = uniqueName('alice');
+    await a1.register(an, 'pw');
+    const before = bundlePolls(an);
+    await expect(a1.approveLink(absentCode(), { sleep })).rejects.toMatchObject({ code: 'link_timeout' });
+    expect(waits.slice(0, 4)).toEqual([1000, 1500, 2250, 3375]);
+    expect(Math.max(...waits)).toBe(15_000);
+    // About 45 requests in 10 minutes rather than 600, and each one answered (no 429s).
+    expect(waits.length).toBeLessThan(50);
+    expect(bundlePolls(an) - before).toBe(waits.length + 1);
+    expect(sent.filter((r) => r.path.startsWith(`/v1/users/${an}/`) && r.status === 429)).toEqual([]);
+  });
+
+  test('an approval stops waiting once the device is removed, here or on another device', async () => {
+    const { e: a1, waits, sleep } = await fakeClock('phone');
+    const an = uniqueName('alice');
+    await a1.register(an, 'pw');
+    // Removed on this device: the cached list says so, without another request.
+    let id = '';
+    const here = a1.approveLink(absentCode(), { onApproved: (d) => (id = d.deviceId), sleep: async (ms) => { await sleep(ms); if (waits.length === 3) await a1.removeDevice(id); } });
+    await expect(here).rejects.toMatchObject({ code: 'link_removed' });
+    expect(waits.length).toBe(3);
+    // Removed on another device: the relay stops listing it.
+    const a3 = await device('tablet');
+    await a3.login(an, 'pw');
+    waits.length = 0;
+    const there = a1.approveLink(absentCode(), { onApproved: (d) => (id = d.deviceId), sleep: async (ms) => { await sleep(ms); if (waits.length === 2) await a3.removeDevice(id); } });
+    await expect(there).rejects.toMatchObject({ code: 'link_removed' });
+    expect(waits.length).toBe(2);
+  });
+
+  test('a cancelled approval stops at once and leaves the device approved, to finish later with its code', async () => {
+    const a1 = await device('phone');
+    const an = uniqueName('alice');
+    await a1.register(an, 'pw');
+    const a2 = await device('laptop');
+    const started = await a2.startLink({ pollMs: 20, timeoutMs: 60_000 });
+    // The new device claims its token only once listed; hold its claims back until cancelled.
+    drop = (method, path) => path === '/v1/devices/claim';
+    const stop = new AbortController();
+    const t0 = Date.now();
+    const waiting = a1.approveLink(started.code, { pollMs: 30_000, signal: stop.signal, onApproved: () => setTimeout(() => stop.abort(), 50) });
+    await expect(waiting).rejects.toMatchObject({ code: 'link_cancelled' });
+    expect(Date.now() - t0).toBeLessThan(10_000); // the 30 s pause did not run out
+    drop = null;
+    expect((await a1.devices()).map((d) => d.name)).toEqual(['phone', 'Device 2']);
+    await Promise.all([started.done, a1.approveLink(started.code, { pollMs: 20 })]);
+    expect(a2.state()).toMatchObject({ username: an, hasAccountKey: true });
+  });
 
   test('a claimed token survives a failed first prekey upload: the upload is retried and the link completes', async () => {
     const a1 = await device('phone');

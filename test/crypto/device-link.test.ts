@@ -22,18 +22,29 @@ describe('link code', () => {
     const d = generateDevice(seededRng(new Uint8Array(32).fill(1)));
     const code = encodeLinkCode(d);
     expect(code.length).toBe(LINK_CODE_BYTES);
-    expect(code[0]).toBe(1);
+    expect(code[0]).toBe(2);
+    expect(toHex(code.subarray(65))).toBe(toHex(d.deviceId.subarray(0, 4)));
     const back = decodeLinkCode(code);
     expect(toHex(back.deviceId)).toBe(toHex(d.deviceId));
     expect(toHex(back.dhKey)).toBe(toHex(d.dhKey));
   });
   it('refuses other versions, truncation and trailing bytes', () => {
     const code = encodeLinkCode(generateDevice(seededRng(new Uint8Array(32).fill(2))));
-    const v2 = code.slice();
-    v2[0] = 2;
-    expect(() => decodeLinkCode(v2)).toThrow(/unknown_version/);
-    expect(() => decodeLinkCode(code.subarray(0, 64))).toThrow(/truncated/);
+    const v1 = code.slice(0, 65);
+    v1[0] = 1; // the version without a check
+    expect(() => decodeLinkCode(v1)).toThrow(/unknown_version/);
+    expect(() => decodeLinkCode(code.subarray(0, 68))).toThrow(/truncated/);
     expect(() => decodeLinkCode(new Uint8Array([...code, 0]))).toThrow(/trailing_bytes/);
+  });
+  it('refuses every single-bit typo after the version byte (the check)', () => {
+    const code = encodeLinkCode(generateDevice(seededRng(new Uint8Array(32).fill(5))));
+    for (let i = 1; i < code.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const t = code.slice();
+        t[i]! ^= 1 << bit;
+        expect(() => decodeLinkCode(t), `byte ${i} bit ${bit}`).toThrow(/malformed/);
+      }
+    }
   });
 });
 

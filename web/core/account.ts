@@ -13,6 +13,7 @@ import {
   decodeDeviceKeyPair,
   decodeLinkCode,
   encodeLinkCode,
+  isCryptoError,
   encodeDeviceKeyPair,
   encodePrekey,
   encodePrekeySecret,
@@ -252,10 +253,23 @@ export async function approveLink(ctx: Ctx, code: string, name?: string) {
   const me = ctx.requireMe();
   if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
   let device;
+  // A code copied from a narrow window or a chat arrives wrapped or indented: base64url has no
+  // whitespace, so any inside is the transport's, not the code's.
+  const bytes = (() => {
+    try {
+      return fromB64(code.replace(/\s+/g, ''));
+    } catch {
+      return null;
+    }
+  })();
   try {
-    device = decodeLinkCode(fromB64(code.trim()));
-  } catch {
-    throw new EngineError('invalid_code', 'That is not a Petrel link code. Copy it again from the new device.');
+    if (!bytes) throw new Error('not base64url');
+    // A typo fails the code's check (malformed), so it is refused here rather than listed as some
+    // other device that will never come online.
+    device = decodeLinkCode(bytes);
+  } catch (e) {
+    if (isCryptoError(e, 'unknown_version') && bytes?.[0] === 1) throw new EngineError('invalid_code', 'That link code is from an older version of Petrel. Reload Petrel on the new device and enter the code it shows then.');
+    throw new EngineError('invalid_code', 'That is not a Petrel link code, or it was mistyped. Copy it again from the new device.');
   }
   const list = await deviceList(ctx, me.username, { refresh: true });
   const listed = findDevice(list, device.deviceId);

@@ -2,7 +2,7 @@
  * The client engine: everything a user does goes through here. DOM-free; the page, the
  * service worker and the headless CLI each create one over their own store (web/core/README.md).
  */
-import { activeDevices, decodeBundle, encodeDeviceSessions, equalBytes, ready, type Rng, safetyNumber, startSession, systemRng, toHex, verifyBundle } from '../../crypto/index.ts';
+import { activeDevices, decodeBundle, encodeDeviceSessions, equalBytes, findDevice, ready, type Rng, safetyNumber, startSession, systemRng, toHex, verifyBundle } from '../../crypto/index.ts';
 import * as account from './account.ts';
 import { applyAfter } from './after.ts';
 import { downloadAttachment, type Progress, uploadAttachment } from './attachments.ts';
@@ -50,6 +50,25 @@ const REMOVED = 'removed';
 /** Messages a catch-up before a send stored, kept for the next sync() to return; the newest this many. */
 const MAX_UNREPORTED = 1_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The part of an AbortSignal the engine uses (web/core compiles without the DOM lib). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the caller checks which). */
+function abortableSleep(ms: number, signal?: CancelSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 export class Engine {
   readonly ctx: Ctx;
@@ -169,16 +188,50 @@ export class Engine {
 
   /**
    * Existing device: approve the device showing `code`; sends it the account key and history.
-   * `opts.name` names it in the device list ("Device N" without one).
+   * `opts.name` names it in the device list ("Device N" without one); `onApproved` hears which
+   * device was listed before the wait for it begins, so a page can show (and cancel) that wait.
+   *
+   * The wait asks the relay for the device's bundle with backoff, from `pollMs` (1 s) growing to
+   * `maxPollMs` (15 s): a new device usually comes online within seconds, and one that does not
+   * must not spend the account's bundle-request allowance (the relay rate-limits those per
+   * device and per account, so fast polling for 10 minutes got the other devices 429s too). It
+   * stops with `link_cancelled` when `signal` aborts (an AbortSignal) and with `link_removed` once the device is
+   * no longer active on the account's list (removed here or on another device): nothing is left
+   * to wait for then, and the caller need not tell anyone.
    */
-  async approveLink(code: string, opts: { timeoutMs?: number; pollMs?: number; name?: string } = {}): Promise<{ deviceId: string; name: string }> {
+  async approveLink(
+    code: string,
+    opts: {
+      timeoutMs?: number;
+      pollMs?: number;
+      maxPollMs?: number;
+      name?: string;
+      signal?: CancelSignal;
+      onApproved?: (d: { deviceId: string; name: string }) => void;
+      /** Tests: a fake clock (with `now` in EngineOptions). */
+      sleep?: (ms: number, signal?: CancelSignal) => Promise<void>;
+    } = {},
+  ): Promise<{ deviceId: string; name: string }> {
+    const cancelled = () => new EngineError('link_cancelled', 'Stopped waiting for the new device.');
+    if (opts.signal?.aborted) throw cancelled();
     const { device, name } = await account.approveLink(this.ctx, code, opts.name);
     const me = this.ctx.requireMe();
     const deviceId = toB64(device.deviceId);
+    opts.onApproved?.({ deviceId, name });
+    const removed = () => new EngineError('link_removed', `${name} was removed from this account, so Petrel stopped waiting for it.`);
+    const pause = opts.sleep ?? abortableSleep;
+    const maxPollMs = opts.maxPollMs ?? 15_000;
+    let delay = opts.pollMs ?? 1000;
     // The new device can be reached once it has claimed its token and uploaded prekeys.
     const deadline = this.ctx.now() + (opts.timeoutMs ?? 10 * 60_000);
     for (;;) {
+      if (opts.signal?.aborted) throw cancelled();
+      // Removed here (removeDevice refreshes the cached list): no request needed to know.
+      const cached = this.ctx.lists.get(me.username)?.list;
+      const entry = cached && findDevice(cached, device.deviceId);
+      if (entry && entry.removedAt !== 0) throw removed();
       const counts = await this.ctx.api.bundles(me.username, [device.deviceId]).catch(() => null);
+      if (opts.signal?.aborted) throw cancelled();
       if (counts?.bundles.length) {
         await this.ctx.lock(async () => {
           const bundle = decodeBundle(counts.bundles[0]!.bundle);
@@ -190,8 +243,12 @@ export class Engine {
         });
         break;
       }
-      if (this.ctx.now() > deadline) throw new EngineError('link_timeout', 'The new device did not come online in time. Its link is approved: enter its code again once it is online to finish.');
-      await sleep(opts.pollMs ?? 1000);
+      // The relay answers for active devices only: one it lists neither with a bundle nor as
+      // unavailable is no longer active (removed on another device).
+      if (counts && !counts.unavailable.includes(deviceId)) throw removed();
+      if (this.ctx.now() > deadline) throw new EngineError('link_timeout', `${name} did not come online in time. It stays approved: enter its code again once it is online to finish.`);
+      await pause(Math.min(delay, Math.max(0, deadline - this.ctx.now()) + 1), opts.signal);
+      delay = Math.min(maxPollMs, delay * 1.5);
     }
     await this.sendControl([], { type: 'link', for: deviceId, accountSecret: toB64(me.account!.secretKey), approver: me.deviceB64 });
     try {

@@ -1,5 +1,5 @@
 /** Side panels: new chat, new group, group info, contact info (safety number), settings. */
-import { useSignal } from '@preact/signals';
+import { signal, useSignal } from '@preact/signals';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
@@ -172,42 +172,111 @@ function Contact({ user }: { user: string }) {
   );
 }
 
+/**
+ * A device approval under way, kept outside the panel: the engine goes on waiting for the new
+ * device when Settings is closed, so reopening it must show that wait and its Cancel, not an idle
+ * Approve button that would start a second one. `cancelled`: the person stopped waiting; the
+ * device stays approved (so its code still finishes the link) unless they remove it.
+ */
+type Approval =
+  | { readonly state: 'waiting'; readonly stop: AbortController; readonly deviceId: string | null; readonly name: string | null }
+  | { readonly state: 'cancelled'; readonly deviceId: string; readonly name: string };
+const approval = signal<Approval | null>(null);
+const approveCode = signal('');
+const approveName = signal('');
+const ownDevices = signal<DeviceView[]>([]);
+const loadDevices = () => act(async () => (ownDevices.value = await engine.value!.devices()));
+
+async function approve(): Promise<void> {
+  const stop = new AbortController();
+  approval.value = { state: 'waiting', stop, deviceId: null, name: null };
+  const mine = () => approval.value?.state === 'waiting' && approval.value.stop === stop;
+  try {
+    const r = await engine.value!.approveLink(approveCode.value, {
+      name: approveName.value,
+      signal: stop.signal,
+      onApproved: (d) => {
+        if (mine()) approval.value = { state: 'waiting', stop, ...d };
+        void loadDevices();
+      },
+    });
+    if (mine()) approval.value = null;
+    approveCode.value = '';
+    approveName.value = '';
+    say(`Linked ${r.name}. It is receiving your history.`);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const was = approval.value;
+    if (mine()) approval.value = code === 'link_cancelled' && was?.deviceId && was.name ? { state: 'cancelled', deviceId: was.deviceId, name: was.name } : null;
+    // Cancelled by the person, or the device was removed (which is why the wait stopped): they
+    // know already, and a toast naming a removed device would only confuse.
+    if (code !== 'link_cancelled' && code !== 'link_removed') say(e instanceof Error ? e.message : String(e), 'error');
+  }
+  await loadDevices();
+}
+
+async function removeOwnDevice(d: { deviceId: string; name: string }): Promise<void> {
+  // Removing the device being waited for ends that wait here, not at the engine's next poll.
+  const a = approval.value;
+  if (a?.deviceId === d.deviceId) {
+    approval.value = null;
+    if (a.state === 'waiting') a.stop.abort();
+  }
+  await act(() => engine.value!.removeDevice(d.deviceId));
+  await loadDevices();
+}
+
+function Approve() {
+  const a = approval.value;
+  if (a?.state === 'waiting') {
+    return (
+      <div class="approval" role="status">
+        <p>Waiting for {a.name ? <strong>{a.name}</strong> : 'the new device'} to come online. Keep Petrel open on it; this can take a minute.</p>
+        <progress aria-label="Linking" />
+        <button onClick={() => a.stop.abort()}>Cancel</button>
+      </div>
+    );
+  }
+  if (a?.state === 'cancelled') {
+    return (
+      <div class="approval" role="status">
+        <p>
+          Stopped waiting. <strong>{a.name}</strong> stays on your account, approved: enter its code here again once it is online to finish linking. If you
+          do not mean to link it, remove it.
+        </p>
+        <button onClick={() => void removeOwnDevice(a)}>Remove {a.name}</button> <button onClick={() => (approval.value = null)}>Keep it</button>
+      </div>
+    );
+  }
+  return (
+    <form onSubmit={(e) => {
+      e.preventDefault();
+      void approve();
+    }}>
+      <label>Link a new device: paste the code it shows<textarea rows={3} value={approveCode.value} onInput={(e) => (approveCode.value = e.currentTarget.value)} data-testid="approve-code" /></label>
+      <label>Name for it (optional)<input value={approveName.value} maxLength={64} placeholder="e.g. Work laptop" onInput={(e) => (approveName.value = e.currentTarget.value)} data-testid="approve-name" /></label>
+      <button type="submit" disabled={!approveCode.value.trim()}>Approve device</button>
+    </form>
+  );
+}
+
 function SettingsPanel() {
-  const devices = useSignal<DeviceView[]>([]);
-  const code = useSignal('');
-  const newName = useSignal('');
-  const linking = useSignal(false);
-  const load = () => act(async () => (devices.value = await engine.value!.devices()));
-  useEffect(() => void load(), []);
+  useEffect(() => void loadDevices(), []);
+  const waitingFor = approval.value?.state === 'waiting' ? approval.value.deviceId : null;
   return (
     <Panel title="Settings">
       <p>Signed in as <strong>{me.value?.username}</strong></p>
       <h3>Your devices</h3>
       <ul class="devices">
-        {devices.value.map((d) => (
+        {ownDevices.value.map((d) => (
           <li key={d.deviceId}>
             {d.name} {d.current && <em>(this device)</em>}
-            {!d.current && <button onClick={() => confirm(`Remove “${d.name}”? It stops receiving messages at once.`) && void act(async () => { await engine.value!.removeDevice(d.deviceId); await load(); })}>Remove</button>}
+            {d.deviceId === waitingFor && <em>(waiting for it to come online)</em>}
+            {!d.current && <button onClick={() => confirm(`Remove “${d.name}”? It stops receiving messages at once.`) && void removeOwnDevice(d)}>Remove</button>}
           </li>
         ))}
       </ul>
-      <form onSubmit={async (e) => {
-        e.preventDefault();
-        linking.value = true;
-        const r = await act(() => engine.value!.approveLink(code.value, { name: newName.value }));
-        linking.value = false;
-        if (r) {
-          say(`Linked ${r.name}. It is receiving your history.`);
-          code.value = '';
-          newName.value = '';
-          await load();
-        }
-      }}>
-        <label>Link a new device: paste the code it shows<textarea rows={3} value={code.value} onInput={(e) => (code.value = e.currentTarget.value)} data-testid="approve-code" /></label>
-        <label>Name for it (optional)<input value={newName.value} maxLength={64} placeholder="e.g. Work laptop" onInput={(e) => (newName.value = e.currentTarget.value)} data-testid="approve-name" /></label>
-        <button type="submit" disabled={linking.value || !code.value.trim()}>{linking.value ? 'Waiting for the new device…' : 'Approve device'}</button>
-        {linking.value && <progress aria-label="Linking" />}
-      </form>
+      <Approve />
       <h3>Notifications</h3>
       <label class="check">
         <input type="checkbox" checked={settings.value.notifications} onChange={async (e) => {

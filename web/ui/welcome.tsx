@@ -92,6 +92,20 @@ function Credentials({ mode }: { mode: 'register' | 'login' }) {
 const linkCode = signal<string | null>(null);
 const linkStatus = signal('');
 
+const copied = signal(false);
+
+/** Copying beats retyping 92 characters; where the clipboard is refused, the field is selected instead. */
+async function copy(text: string): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text);
+    copied.value = true;
+    setTimeout(() => (copied.value = false), 2000);
+  } catch {
+    document.querySelector<HTMLTextAreaElement>('[data-testid="link-code"]')?.select();
+    say('Copying was not allowed here: the code is selected, copy it with the keyboard or the menu.');
+  }
+}
+
 function LinkDevice() {
   const code = linkCode;
   const status = linkStatus;
@@ -121,7 +135,12 @@ function LinkDevice() {
   };
   return (
     <div class="card">
-      <p>On a device that already uses Petrel, open <strong>Settings</strong> and enter this code under <strong>Link a new device</strong> (type or paste the text, or read the QR code with that device’s camera app and paste what it shows).</p>
+      {/* Petrel has no QR scanner: the QR code only helps where another app can read it. */}
+      <p>
+        On a device that already uses Petrel, open <strong>Settings</strong> and paste or type this code under <strong>Link a new device</strong>. A mistyped
+        code is refused, never linked. Petrel cannot scan the QR code itself; if that device has a QR scanner (many phone camera apps are one), scan it there,
+        copy the text it shows and paste it into Petrel.
+      </p>
       {code.value ? (
         <>
           <Qr text={code.value} label="Link code as a QR code" />
@@ -129,6 +148,7 @@ function LinkDevice() {
             Link code
             <textarea readOnly rows={3} value={code.value} class="code" data-testid="link-code" onFocus={(e) => e.currentTarget.select()} />
           </label>
+          <button onClick={() => void copy(code.value!)}>{copied.value ? 'Copied' : 'Copy code'}</button>
         </>
       ) : (
         <button class="primary" onClick={start}>
