@@ -309,7 +309,7 @@ function SettingsPanel() {
       </label>
       <h3>This device</h3>
       <p class="hint">Logging out removes this device from your account and erases its keys and messages from this browser.</p>
-      <button class="danger" disabled={erasing.value} onClick={() => void logOut(devices.value)}>{erasing.value ? 'Logging out…' : 'Log out of this device'}</button>
+      <button class="danger" disabled={erasing.value} onClick={() => void logOut(ownDevices.value)}>{erasing.value ? 'Logging out…' : 'Log out of this device'}</button>
       <h3>Storage</h3>
       <p class="hint">
         {persistence.value === true
