@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'no_device_list' // the account has not published a device list yet
   | 'invalid_prekey' // a prekey that does not decode or whose signature fails
   | 'too_many_prekeys' // the device would hold more one-time prekeys than allowed
-  | 'device_mismatch' // the envelope set differs from the recipients' active devices (409)
+  | 'device_mismatch' // the envelope set differs from the recipients' reachable active devices (409)
+  | 'not_reachable' // a recipient's active devices have none of them come online (no prekeys) yet (409)
   | 'invalid_envelope' // two envelopes for one device
   | 'invalid_ack' // POST /v1/inbox/ack past the last envelope stored for the device
   | 'no_backup'

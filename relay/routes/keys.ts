@@ -7,6 +7,9 @@
  *
  * counts = { signed: bool, pqLastResort: bool, oneTime: n, pqOneTime: n }
  *
+ * A device is reachable (messages.ts requires an envelope for it) once the relay holds its signed
+ * and its last-resort PQ prekey: from then on a bundle can always be made for it.
+ *
  * Every uploaded prekey's signature is checked against the uploading device's signing key from
  * its account's verified device list. A signed prekey (kind 1) and a last-resort PQ prekey
  * (kind 4) replace the current one of their kind; one-time keys (kinds 2, 3) are added (an id
@@ -37,6 +40,7 @@ import { b64Bytes, fromB64, toB64 } from '../encoding.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { deviceAuth, lockActiveDevice, type RelayEnv, requireDevice } from '../middleware/auth.ts';
 import type { RelayServices } from '../services.ts';
+import { forgetDevices } from './messages.ts';
 import { requireUsername } from '../usernames.ts';
 import { limitBody, valid } from '../validate.ts';
 
@@ -133,6 +137,10 @@ export function keyRoutes(s: RelayServices) {
         }
         return n;
       });
+      // A device's first signed and last-resort keys make it reachable: submissions in this
+      // process must require it from now on, not after the device cache expires (messages.ts).
+      // Rotations clear the entry too, which costs one lookup.
+      if (decoded.some((p) => p.kind === PrekeyKind.signed || p.kind === PrekeyKind.pqLastResort)) forgetDevices(s, me.username);
       return c.json(result);
     })
     .get('/keys/count', requireDevice(s), async (c) => c.json(await counts(db, deviceAuth(c).device)))

@@ -7,20 +7,33 @@
  *   POST /v1/inbox/ack  { seq } -> { acked }                                             (device)
  *
  * A submission is one shared payload (stored once) plus one envelope (crypto/'s DeviceMessage
- * bytes, opaque here, only size-checked) per recipient device. The envelope set must be exactly
- * the active devices of every user in `to`, plus the sender's own other active devices;
- * otherwise 409 device_mismatch lists, per user, the missing and the extra device ids, so the
- * client repairs its sessions and retries. The check reads the current lists just before the
- * write: a device added in between does not get this message (as with any list the sender
- * had not yet seen) and one removed in between has its inbox dropped with it.
+ * bytes, opaque here, only size-checked) per recipient device. The envelope set must hold every
+ * reachable active device of every user in `to`, plus the sender's own other reachable active
+ * devices, and nothing but active devices of those users; otherwise 409 device_mismatch lists,
+ * per user, the missing and the extra device ids, so the client repairs its sessions and retries.
+ *
+ * Reachable: the relay holds the device's signed prekey and its last-resort PQ prekey (a client
+ * uploads both in its first upload), so a bundle can always be made for it. A listed device that
+ * has not come online yet (a link approved for a device that never claimed its token, or claimed
+ * without uploading keys) has no bundle — GET /v1/users/:u/bundles lists it as `unavailable` —
+ * so nobody can encrypt for it: requiring it would refuse every message to and from its user
+ * until it came online, if ever. It is not required; an envelope for it is still accepted (a
+ * sender whose bundle fetch saw its keys while this check, on a cached lookup, does not yet, must
+ * not be told it is gone). A recipient with active devices but none reachable would get nothing,
+ * so that is refused (409 not_reachable) rather than answered 200.
+ *
+ * The check reads the current lists just before the write: a device added (or become reachable)
+ * in between does not get this message (as with any list the sender had not yet seen) and one
+ * removed in between has its inbox dropped with it.
  *
  * Idempotent on (sender device, clientMessageId): a retry returns the first result and stores
  * nothing new, also when the retry races the original (see inbox/writer.ts).
  */
-import { and, eq, inArray } from 'drizzle-orm';
+import { PrekeyKind } from '../../crypto/index.ts';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import * as v from 'valibot';
-import { accounts, devices, submissions } from '../db/schema.ts';
+import { accounts, devices, prekeys, submissions } from '../db/schema.ts';
 import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
 import { ApiError } from '../errors.ts';
 import { readInbox, recordJson } from '../inbox/reader.ts';
@@ -85,36 +98,49 @@ export async function submitMessage(s: RelayServices, me: DeviceAuth, body: Subm
     throw new ApiError(404, 'unknown_user', 'no such user', { users: unknown });
   }
 
-  const expected = new Map<string, Map<string, number>>(); // user -> device b64 -> row id
-  for (const u of users) expected.set(u, new Map());
+  const allowed = new Map<string, Map<string, number>>(); // user -> active device b64 -> row id
+  const required = new Map<string, Set<string>>(); // user -> reachable active devices (b64)
+  for (const u of users) {
+    allowed.set(u, new Map());
+    required.set(u, new Set());
+  }
   for (const r of rows) {
     if (r.id === null || r.key === null || r.id === me.device) continue;
-    expected.get(r.username)!.set(r.key, r.id);
+    allowed.get(r.username)!.set(r.key, r.id);
+    if (r.reachable) required.get(r.username)!.add(r.key);
   }
   // A recipient without an active device would get nothing, and the sender a 200 for it.
-  const unreachable = [...users].filter((u) => u !== me.username && expected.get(u)!.size === 0);
+  const deviceless = [...users].filter((u) => u !== me.username && allowed.get(u)!.size === 0);
+  if (deviceless.length) {
+    const done = await storedResult();
+    if (done) return done;
+    throw new ApiError(404, 'no_device_list', 'these users have no active device to receive messages', { users: deviceless });
+  }
+  // Nor one whose devices have none of them come online yet: the sender waits for one to.
+  const unreachable = [...users].filter((u) => u !== me.username && required.get(u)!.size === 0 && !given.get(u)?.size);
   if (unreachable.length) {
     const done = await storedResult();
     if (done) return done;
-    throw new ApiError(404, 'no_device_list', 'these users have no active device to receive messages', { users: unreachable });
+    throw new ApiError(409, 'not_reachable', 'none of these users\u2019 devices has come online yet (no prekeys on the relay)', { users: unreachable });
   }
   const missing: { user: string; devices: string[] }[] = [];
   const extra: { user: string; devices: string[] }[] = [];
   for (const u of new Set([...users, ...given.keys()])) {
-    const want = expected.get(u) ?? new Map<string, number>();
+    const want = required.get(u) ?? new Set<string>();
+    const may = allowed.get(u) ?? new Map<string, number>();
     const have = given.get(u) ?? new Map<string, Uint8Array>();
-    const m = [...want.keys()].filter((d) => !have.has(d));
-    const x = [...have.keys()].filter((d) => !want.has(d));
+    const m = [...want].filter((d) => !have.has(d));
+    const x = [...have.keys()].filter((d) => !may.has(d));
     if (m.length) missing.push({ user: u, devices: m });
     if (x.length) extra.push({ user: u, devices: x });
   }
   if (missing.length || extra.length) {
     const done = await storedResult();
     if (done) return done;
-    throw new ApiError(409, 'device_mismatch', 'the envelopes do not match the recipients\u2019 active devices', { missing, extra });
+    throw new ApiError(409, 'device_mismatch', 'the envelopes do not match the recipients\u2019 reachable active devices', { missing, extra });
   }
 
-  const targets = [...given].flatMap(([u, ds]) => [...ds].map(([d, envelope]) => ({ device: expected.get(u)!.get(d)!, envelope })));
+  const targets = [...given].flatMap(([u, ds]) => [...ds].map(([d, envelope]) => ({ device: allowed.get(u)!.get(d)!, envelope })));
   const started = performance.now();
   const result = await s.writer.submit({
     senderDevice: me.device,
@@ -133,15 +159,20 @@ export async function submitMessage(s: RelayServices, me: DeviceAuth, body: Subm
   return { messageId: result.messageId, timestamp: result.timestamp };
 }
 
-/** An active device (none: a user without one), its id as the base64url the envelopes name it by. */
-type DeviceRow = { username: string; id: number | null; key: string | null };
+/**
+ * An active device (none: a user without one), its id as the base64url the envelopes name it by,
+ * and whether it is reachable (its signed and last-resort PQ prekeys are on the relay).
+ */
+type DeviceRow = { username: string; id: number | null; key: string | null; reachable: boolean };
 
 /**
- * Active devices of these users, from a per-process cache kept for DEVICE_CACHE_MS: the lookup
- * otherwise costs every submission a query. A list update in this process clears its user's
- * entry at once (devices.ts); another process's update is seen within DEVICE_CACHE_MS. Either
- * way a device added at that moment may miss a message, as it may with no cache (the check runs
- * before the write); a removed device never gets one (the writer re-checks under its row lock).
+ * Active devices of these users, with their reachability, from a per-process cache kept for
+ * DEVICE_CACHE_MS: the lookup otherwise costs every submission a query (reachability is read by
+ * the same query, not one more). A list update or a device's upload of a signed or last-resort
+ * prekey in this process clears its user's entry at once (devices.ts, keys.ts); another
+ * process's is seen within DEVICE_CACHE_MS. Either way a device added, or come online, at that
+ * moment may miss a message, as it may with no cache (the check runs before the write); a removed
+ * device never gets one (the writer re-checks under its row lock).
  */
 const DEVICE_CACHE_MS = 1000;
 interface DeviceCache {
@@ -177,13 +208,20 @@ async function activeDeviceRows(s: RelayServices, users: readonly string[]): Pro
   if (missing.length) {
     const c = cache;
     const query = s.db
-      .select({ username: accounts.username, id: devices.id, deviceId: devices.deviceId })
+      .select({
+        username: accounts.username,
+        id: devices.id,
+        deviceId: devices.deviceId,
+        // Two primary-key probes per device; false for the null row of a user without devices.
+        reachable: sql<boolean>`(exists (select 1 from ${prekeys} where ${prekeys.device} = ${devices.id} and ${prekeys.kind} = ${sql.raw(String(PrekeyKind.signed))})
+          and exists (select 1 from ${prekeys} where ${prekeys.device} = ${devices.id} and ${prekeys.kind} = ${sql.raw(String(PrekeyKind.pqLastResort))}))`,
+      })
       .from(accounts)
       .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
       .where(inArray(accounts.username, missing))
       .then((found) => {
         // Encoded once per lookup, not once per submission that reads the cache.
-        const rows: DeviceRow[] = found.map((r) => ({ username: r.username, id: r.id, key: r.deviceId && toB64(r.deviceId) }));
+        const rows: DeviceRow[] = found.map((r) => ({ username: r.username, id: r.id, key: r.deviceId && toB64(r.deviceId), reachable: r.reachable === true }));
         if (c.rows.size > 10_000) c.rows.clear(); // bounded: a cache, not a copy of the database
         for (const u of missing) {
           const mine = rows.filter((r) => r.username === u);

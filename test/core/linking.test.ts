@@ -17,12 +17,14 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
   let relay: TestRelay;
   /** Requests it returns true for never reach the relay: the connection drops. */
   let drop: ((method: string, path: string) => boolean) | null = null;
+  /** Requests it answers never reach the relay: its answer is taken instead (a relay of another version). */
+  let answer: ((method: string, path: string) => Response | null) | null = null;
   const sent: { method: string; path: string; status: number }[] = [];
   const fetch: Fetch = async (url, init) => {
     const method = init?.method ?? 'GET';
     const path = url.slice(BASE.length);
     if (drop?.(method, path)) throw new TypeError('fetch failed');
-    const res = await relay.app.request(path, init as RequestInit);
+    const res = answer?.(method, path) ?? (await relay.app.request(path, init as RequestInit));
     sent.push({ method, path, status: res.status });
     return res;
   };
@@ -266,7 +268,7 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
   });
 
-  test('a message for our own devices only waits for one that has no prekeys on the relay yet', async () => {
+  test('a message for our own devices only is not held for one that has no prekeys yet; the device gets it with the history once linked', async () => {
     const a1 = await device('phone');
     const b = await device();
     const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
@@ -274,22 +276,100 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     await b.register(bn, 'pw-b');
     await a1.openDirect(bn);
     const store = new MemoryStore();
+    let code = '';
     drop = (method, path) => keyUploads(path, method);
     try {
       const started = await (await device('laptop', store)).startLink({ pollMs: 20, timeoutMs: 500 });
-      const approved = await Promise.allSettled([started.done, a1.approveLink(started.code, { pollMs: 20, timeoutMs: 500 })]);
+      code = started.code;
+      const approved = await Promise.allSettled([started.done, a1.approveLink(code, { pollMs: 20, timeoutMs: 500 })]);
       expect(approved.map((r) => r.status)).toEqual(['rejected', 'rejected']); // listed and claimed, without keys
+      // Not waited for (the relay does not require it): a device never brought online would hold
+      // the outbox, and everything queued behind this, for good.
       await a1.markVerified(bn);
-      expect((await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).map((r) => r.lastError)).toEqual([expect.stringContaining('no keys on the relay yet')]);
+      expect(await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
+      expect(await a1.send(await a1.openDirect(bn), 'still here')).toMatchObject({ status: 'sent' });
     } finally {
       drop = null;
     }
+    expect((await b.sync()).map((m) => m.text)).toEqual(['still here']);
     const a2 = await device('laptop', store);
     await a2.sync(); // its prekeys go up
-    await a1.wake();
-    expect(await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
+    // Approving its code again finishes the link: the history carries the verification.
+    await a1.approveLink(code, { pollMs: 20 });
     await a2.sync();
     expect(await a2.contacts()).toEqual([{ username: bn, verified: true, keyChanged: false }]);
+  });
+
+  test('a listed device that never came online blocks nobody: the other user can message its user, and its user can send', async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
+    await a1.register(an, 'pw');
+    await b.register(bn, 'pw-b');
+    // Alice approves a link code whose device never comes online (it never claims its token).
+    drop = (method, path) => method === 'POST' && path === '/v1/devices/claim';
+    try {
+      const started = await (await device('laptop')).startLink({ pollMs: 20, timeoutMs: 300 });
+      const approved = await Promise.allSettled([started.done, a1.approveLink(started.code, { pollMs: 20, timeoutMs: 300 })]);
+      expect(approved.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    } finally {
+      drop = null;
+    }
+    const devices = await a1.devices();
+    expect(devices).toHaveLength(2); // listed: the relay's bundles call it unavailable
+    const pending = devices.find((d) => !d.current)!;
+    const bundles = await call(relay.fetch, 'GET', `/v1/users/${an}/bundles`, { token: b.ctx.api.token! });
+    expect(bundles.body.unavailable).toEqual([pending.deviceId]);
+
+    const before = sent.length;
+    // Bob writes to alice (before the fix: 409 device_mismatch, "not sent").
+    expect(await b.send(await b.openDirect(an), 'hello alice')).toMatchObject({ status: 'sent' });
+    expect((await a1.sync()).map((m) => m.text)).toEqual(['hello alice']);
+    // Alice's own sends go out (before: they sat in her outbox), and so does what only her devices get.
+    const dm = await a1.openDirect(bn);
+    expect(await a1.send(dm, 'hi bob')).toMatchObject({ status: 'sent' });
+    await a1.markVerified(bn);
+    expect(await a1.send(dm, 'verified you')).toMatchObject({ status: 'sent' });
+    expect(await a1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
+    expect((await b.sync()).map((m) => m.text)).toEqual(['hi bob', 'verified you']);
+    // No submission was refused for the device: the client's rule and the relay's are the same.
+    expect(sent.slice(before).filter((r) => r.path === '/v1/messages' && r.status === 409)).toEqual([]);
+  });
+
+  test('a 409 naming as missing only a device without a bundle backs off, neither failed nor re-sealed in a loop', async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
+    await a1.register(an, 'pw');
+    await b.register(bn, 'pw-b');
+    drop = (method, path) => method === 'POST' && path === '/v1/devices/claim';
+    try {
+      const started = await (await device('laptop')).startLink({ pollMs: 20, timeoutMs: 300 });
+      await Promise.allSettled([started.done, a1.approveLink(started.code, { pollMs: 20, timeoutMs: 300 })]);
+    } finally {
+      drop = null;
+    }
+    const pending = (await a1.devices()).find((d) => !d.current)!;
+    // A relay that still requires every listed device (or whose keys went up just now).
+    const before = sent.length;
+    answer = (method, path) =>
+      method === 'POST' && path === '/v1/messages'
+        ? Response.json({ error: 'device_mismatch', message: 'mismatch', missing: [{ user: an, devices: [pending.deviceId] }], extra: [] }, { status: 409 })
+        : null;
+    try {
+      expect(await b.send(await b.openDirect(an), 'hello alice')).toMatchObject({ status: 'pending' });
+    } finally {
+      answer = null;
+    }
+    const [row] = await b.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'));
+    expect(row).toMatchObject({ attempts: 1, sealed: null, lastError: expect.stringContaining('no keys on the relay yet') });
+    // One submission, one bundle fetch for alice: no repair rounds spent on a device that has no keys.
+    expect(sent.slice(before).filter((r) => r.path === '/v1/messages')).toEqual([{ method: 'POST', path: '/v1/messages', status: 409 }]);
+    expect(sent.slice(before).filter((r) => r.path.startsWith(`/v1/users/${an}/bundles`))).toHaveLength(1);
+    // The relay of today takes it on the next attempt.
+    await b.wake();
+    expect(await b.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
+    expect((await a1.sync()).map((m) => m.text)).toEqual(['hello alice']);
   });
 
   test('a new device inherits the verifications made for the keys it sees', async () => {

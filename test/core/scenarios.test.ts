@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openDatabase, rowsOf } from '../../relay/db/client.ts';
+import { startLink } from '../../web/core/account.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
 import type { WsCtor } from '../../web/core/net/socket.ts';
@@ -165,6 +166,20 @@ describe.each(backends)('scenarios against a relay process on $name', (backend) 
     await a1.stop();
     await b1.stop();
   }, 90_000);
+
+  test('a device approved with a link code but never brought online blocks nobody: its user sends and is sent to', async () => {
+    // A code from a device that then never polls for its token (closed at once, or a mistyped code).
+    const tablet = await device('carol tablet');
+    const { code } = await startLink(tablet.ctx);
+    await expect(c1.approveLink(code, { pollMs: 100, timeoutMs: 500 })).rejects.toMatchObject({ code: 'link_timeout' });
+    expect(await c1.devices()).toHaveLength(2);
+    await b1.sync();
+    expect(await b1.send(await b1.openDirect(names.c), say('bob to carol, whose tablet never came online'))).toMatchObject({ status: 'sent' });
+    expect((await c1.sync()).map((m) => m.text)).toContain('bob to carol, whose tablet never came online');
+    expect(await c1.send(await c1.openDirect(names.b), say('carol answers from her phone'))).toMatchObject({ status: 'sent' });
+    expect(await c1.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
+    for (const e of [b1, b2]) expect((await e.sync()).map((m) => m.text)).toContain('carol answers from her phone');
+  });
 
   test('a scan of the relay database finds none of the plaintexts or passwords', async () => {
     let url = dbUrl;

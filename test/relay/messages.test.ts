@@ -1,10 +1,26 @@
 // Messages: real fan-out end to end, 409 device mismatch, idempotent retries, gap-free seqs
 // under concurrent submitters, paging, acknowledgement and payload deletion.
 import { sql } from 'drizzle-orm';
+import { generateAccountKey, generateDevice, newDeviceList, systemRng, withDeviceAdded } from '../../crypto/index.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rowsOf } from '../../relay/db/client.ts';
 import { sweep } from '../../relay/inbox/reader.ts';
-import { addDevice, b64, call, createUser, open, register, removeDevice, send, type TestDevice, type WireEnvelope } from './client.ts';
+import {
+  addDevice,
+  b64,
+  call,
+  createUser,
+  issueToken,
+  open,
+  publishList,
+  register,
+  removeDevice,
+  send,
+  type TestDevice,
+  type TestUser,
+  uploadPrekeys,
+  type WireEnvelope,
+} from './client.ts';
 import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -28,6 +44,18 @@ function raw(from: TestDevice, clientMessageId: string, to: string[], targets: T
   });
 }
 let globalFetch: TestRelay['fetch'] | undefined;
+
+/**
+ * Lists a new device for `user` the way an approved link code does, and nothing more: no token
+ * claimed, no prekeys uploaded (a device that never came online). Not in user.devices.
+ */
+async function listPending(fetch: TestRelay['fetch'], user: TestUser): Promise<TestDevice> {
+  const keys = generateDevice(systemRng);
+  const now = Date.now();
+  const list = user.list ? withDeviceAdded(user.list, keys, 'pending', now) : newDeviceList(user.name, user.account.publicKey, keys, 'first', now);
+  expect((await publishList(fetch, user, list)).status).toBe(200);
+  return { user, keys, token: '', prekeys: new Map(), sessions: new Map(), nextPrekeyId: 1 };
+}
 
 describe.each(backends)('messages on $name', (backend) => {
   let relay: TestRelay;
@@ -119,6 +147,63 @@ describe.each(backends)('messages on $name', (backend) => {
       body: { clientMessageId: 'c-to-bob', to: [bob.name], payload: 'AQID', envelopes: [{ user: carol.name, device: b64(c2!.keys.deviceId), body: 'AQID' }] },
     });
     expect(r4).toMatchObject({ status: 404, body: { error: 'no_device_list', users: [bob.name] } });
+  });
+
+  test('a listed device with no prekeys yet is not required (its user can send and be sent to); once its keys are up it is', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'), 2);
+    const bob = await createUser(relay.fetch, uniqueName('bob'));
+    const [a1, a2] = alice.devices as [TestDevice, TestDevice];
+    const b1 = bob.devices[0]!;
+    const pending = await listPending(relay.fetch, alice); // an approved link code, never online
+    const pendingId = b64(pending.keys.deviceId);
+    // Exactly what bundles calls unavailable is what the submission check does not require.
+    const bundles = await call(relay.fetch, 'GET', `/v1/users/${alice.name}/bundles`, { token: b1.token });
+    expect(bundles.body.unavailable).toEqual([pendingId]);
+    expect(bundles.body.bundles).toHaveLength(2);
+
+    // To alice: her reachable devices only. From alice: bob's and her other reachable one.
+    expect(await raw(b1, 'to-alice', [alice.name], [a1, a2])).toMatchObject({ status: 200 });
+    expect(await raw(a1, 'from-alice', [bob.name], [b1, a2])).toMatchObject({ status: 200 });
+    // Strict for reachable devices still.
+    let r = await raw(b1, 'to-alice-short', [alice.name], [a1]);
+    expect(r).toMatchObject({ status: 409, body: { error: 'device_mismatch', missing: [{ user: alice.name, devices: [b64(a2.keys.deviceId)] }], extra: [] } });
+    const stranger: TestDevice = { ...pending, keys: generateDevice(systemRng) };
+    r = await raw(b1, 'to-alice-stranger', [alice.name], [a1, a2, stranger]);
+    expect(r).toMatchObject({ status: 409, body: { error: 'device_mismatch', missing: [], extra: [{ user: alice.name, devices: [b64(stranger.keys.deviceId)] }] } });
+    // An envelope for the pending device is accepted (a sender may have seen its keys first) and kept for it.
+    expect(await raw(b1, 'to-alice-all', [alice.name], [a1, a2, pending])).toMatchObject({ status: 200 });
+
+    // It claims its token: still no keys, still not required; one-time keys alone do not make a bundle.
+    const tok = await issueToken(relay.fetch, alice, pending.keys);
+    expect(tok.status).toBe(200);
+    pending.token = tok.body.token;
+    expect((await uploadPrekeys(relay.fetch, pending, 2)).status).toBe(200);
+    expect(await raw(b1, 'to-alice-claimed', [alice.name], [a1, a2])).toMatchObject({ status: 200 });
+    // Its signed and last-resort keys go up: required from the next submission on (this process's
+    // cache, just filled by the one above, is cleared by the upload), from others and from alice.
+    expect((await uploadPrekeys(relay.fetch, pending, 2, true)).status).toBe(200);
+    r = await raw(b1, 'to-alice-online', [alice.name], [a1, a2]);
+    expect(r).toMatchObject({ status: 409, body: { error: 'device_mismatch', missing: [{ user: alice.name, devices: [pendingId] }], extra: [] } });
+    r = await raw(a1, 'from-alice-online', [bob.name], [b1, a2]);
+    expect(r).toMatchObject({ status: 409, body: { error: 'device_mismatch', missing: [{ user: alice.name, devices: [pendingId] }] } });
+    expect(await raw(b1, 'to-alice-online', [alice.name], [a1, a2, pending])).toMatchObject({ status: 200 });
+    const { envelopes } = await inbox(relay, pending);
+    expect(envelopes.map((e) => e.messageId)).toHaveLength(2); // 'to-alice-all' and 'to-alice-online'
+  });
+
+  test('a recipient whose devices have none of them come online is refused (409 not_reachable), not sent nothing', async () => {
+    const alice = await createUser(relay.fetch, uniqueName('alice'), 2);
+    const [a1, a2] = alice.devices as [TestDevice, TestDevice];
+    // carol registered and listed her first device, whose first prekey upload never arrived.
+    const carolName = uniqueName('carol');
+    const reg = await register(relay.fetch, carolName, 'pw-carol');
+    expect(reg.status).toBe(201);
+    const carol: TestUser = { name: carolName, password: 'pw-carol', account: generateAccountKey(systemRng), session: reg.body.sessionToken, list: undefined, devices: [] };
+    const c1 = await listPending(relay.fetch, carol);
+    const r = await raw(a1, 'to-carol', [carol.name], [a2]);
+    expect(r).toMatchObject({ status: 409, body: { error: 'not_reachable', users: [carol.name] } });
+    // An envelope for her device is taken, as for any active device not reachable yet.
+    expect(await raw(a1, 'to-carol-2', [carol.name], [a2, c1])).toMatchObject({ status: 200 });
   });
 
   test('idempotent: a retry returns the same result and stores nothing new', async () => {

@@ -12,10 +12,19 @@
  *     devices that are gone, unseal and go again (bounded);
  *  4. on a transient failure (offline, 5xx, 429): back off (1 s doubling to 60 s) and keep it.
  *
+ * A listed device the relay has no bundle for (`unavailable`: not online yet, say approved with a
+ * link code and never started) is not sealed for, and the relay does not require it (its rule:
+ * every *reachable* device, relay/README.md); it learns what was sent before it came online from
+ * the history its link brings. Should the relay still name such a device missing (its keys went
+ * up between our bundle fetch and the submission, or a relay that requires every listed device),
+ * the message backs off and is sealed again later — never marked failed for it, nor re-sealed in
+ * a tight loop. A recipient none of whose devices is online yet (409 not_reachable) is waited for.
+ *
  * Sealed for nobody (a message for our own devices only, and no other in our view): the relay
  * refuses a submission without envelopes, so its 409 cannot tell us of a device our cached lists
- * lack (say, one just added). That is concluded only on lists fetched from the relay then; a
- * device that has no prekeys yet is waited for, as the relay's 409 would make us do.
+ * lack (say, one just added). That is concluded only on lists fetched from the relay then. Our
+ * own devices without prekeys yet are not waited for (as the relay would not require them: a
+ * device never brought online would hold the outbox for good); another user's are.
  */
 import {
   activeDevices,
@@ -30,6 +39,7 @@ import {
   type DevicePublic,
   type DeviceSessions,
 } from '../../crypto/index.ts';
+import { toB64 } from './b64.ts';
 import { address, type Ctx } from './context.ts';
 import { sendFailure } from './explain.ts';
 import { decodeContent } from './protocol/content.ts';
@@ -78,7 +88,7 @@ async function ensureSessions(ctx: Ctx, targets: readonly Target[]): Promise<Map
     const got = await ctx.api.bundles(user, ts.map((t) => t.device.deviceId));
     for (const t of ts) {
       const b = got.bundles.find((x) => equalBytes(x.deviceId, t.device.deviceId));
-      if (!b) continue; // no signed prekey yet: the relay's 409 will say if it must be reached
+      if (!b) continue; // not online yet (no prekeys): the relay does not require it either
       const bundle = decodeBundle(b.bundle);
       verifyBundle(bundle, t.device);
       const addr = address(t.user, t.device.deviceId);
@@ -88,8 +98,8 @@ async function ensureSessions(ctx: Ctx, targets: readonly Target[]): Promise<Map
   return records;
 }
 
-/** Seals `row` for its targets; `unreachable`: how many of them have no prekeys on the relay yet. */
-async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>, fromRelay: boolean): Promise<{ row: OutboxRow; unreachable: number }> {
+/** Seals `row` for its targets; `unreachable`: those with no prekeys on the relay yet (not sealed for). */
+async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>, fromRelay: boolean): Promise<{ row: OutboxRow; unreachable: Target[] }> {
   return ctx.lock(async () => {
     const targets = await targetsFor(ctx, row.to, refresh, fromRelay);
     const records = await ensureSessions(ctx, targets);
@@ -119,7 +129,7 @@ async function seal(ctx: Ctx, row: OutboxRow, refresh: ReadonlySet<string>, from
     });
     for (const m of out.messages) ctx.sessions.set(address(m.address.user, m.address.device.deviceId), m.record);
     for (const [addr, log] of logs) commitLog(ctx, addr, log);
-    return { row: next, unreachable: targets.length - reachable.length };
+    return { row: next, unreachable: targets.filter((t) => !records.has(address(t.user, t.device.deviceId))) };
   });
 }
 
@@ -150,7 +160,8 @@ export async function sendOne(ctx: Ctx, initial: OutboxRow): Promise<SendOutcome
   const refresh = new Set<string>();
   /** The lists were fetched from the relay for this attempt (`refresh` holds every user). */
   let fetched = false;
-  let unreachable = 0;
+  /** Targets of the current seal that had no bundle (a row sealed before this attempt: none known). */
+  let unreachable: Target[] = [];
   for (let round = 0; round <= MAX_REPAIRS; round++) {
     try {
       if (!row.sealed) ({ row, unreachable } = await seal(ctx, row, refresh, fetched));
@@ -162,19 +173,38 @@ export async function sendOne(ctx: Ctx, initial: OutboxRow): Promise<SendOutcome
           row = { ...row, sealed: null };
           continue;
         }
-        if (unreachable) {
-          await backOff(ctx, row, `${unreachable} device(s) to reach have no keys on the relay yet`);
+        const others = unreachable.filter((t) => t.user !== me.username).length;
+        if (others) {
+          await backOff(ctx, row, `${others} device(s) to reach have no keys on the relay yet`);
           return 'retry';
         }
-        await finish(ctx, row, 'sent', null); // nobody else to reach (our own message on a single device)
+        // Nobody else to reach: our own message on a single device, or with our other devices
+        // not online yet (the relay would not require them either).
+        await finish(ctx, row, 'sent', null);
         return 'sent';
       }
       await ctx.api.submit({ clientMessageId: row.id, to: row.to, payload: row.sealed!.payload, envelopes: row.sealed!.envelopes });
       await finish(ctx, row, 'sent', null);
       return 'sent';
     } catch (e) {
-      if (e instanceof RelayError && e.code === 'device_mismatch' && round < MAX_REPAIRS) {
-        const body = e.body as { missing?: { user: string }[]; extra?: { user: string; devices: string[] }[] };
+      if (e instanceof RelayError && e.code === 'not_reachable') {
+        // A recipient with no device online yet: not a failure, it may come online.
+        await backOff(ctx, row, e.message);
+        return 'retry';
+      }
+      if (e instanceof RelayError && e.code === 'device_mismatch') {
+        const body = e.body as { missing?: { user: string; devices: string[] }[]; extra?: { user: string; devices: string[] }[] };
+        const noBundle = new Set(unreachable.map((t) => `${t.user}/${toB64(t.device.deviceId)}`));
+        const missing = (body.missing ?? []).flatMap((m) => m.devices.map((d) => `${m.user}/${d}`));
+        // Only devices we just found without a bundle: sealing again now would find none again.
+        // Its keys are going up this moment (or the relay requires every listed device): later.
+        const waitForKeys = missing.length > 0 && !(body.extra ?? []).length && missing.every((k) => noBundle.has(k));
+        if (waitForKeys || round >= MAX_REPAIRS) {
+          // Never failed for it: a device mismatch is repaired by sealing again, sooner or later.
+          // Unsealed: the relay stored nothing (a 409), and the next attempt must seal anew.
+          await backOff(ctx, { ...row, sealed: null }, waitForKeys ? `${missing.length} device(s) to reach have no keys on the relay yet` : 'device lists kept changing');
+          return 'retry';
+        }
         for (const m of body.missing ?? []) refresh.add(m.user);
         for (const x of body.extra ?? []) refresh.add(x.user);
         row = { ...row, sealed: null };
@@ -192,7 +222,7 @@ export async function sendOne(ctx: Ctx, initial: OutboxRow): Promise<SendOutcome
       return 'retry';
     }
   }
-  // Still mismatched after refreshing: a device without prekeys yet, or lists changing under us.
+  // Unreachable: every round either returns or continues after a mismatch, and the last one returns.
   await backOff(ctx, row, 'device lists kept changing');
   return 'retry';
 }
