@@ -3,7 +3,7 @@
 // the masks with its own, non-standard penalty, so the test reads the mask it chose from its
 // format information and draws ours with that mask; our own choice follows ISO/IEC 18004.
 import qrcode from 'qrcode-generator';
-import { inflateSync } from 'node:zlib';
+import { crc32, inflateSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { qrDataUrl, qrEncode } from '../../web/ui/qr-encode.ts';
 
@@ -90,7 +90,16 @@ describe('QR encoder', () => {
     expect(png.readUInt32BE(20)).toBe(size);
     const idatLen = png.readUInt32BE(33);
     expect(png.toString('latin1', 37, 41)).toBe('IDAT');
-    const raw = inflateSync(png.subarray(41, 41 + idatLen));
+    // Every chunk's CRC, which image decoders check; IEND closes the file.
+    const types: string[] = [];
+    for (let at = 8; at < png.length; ) {
+      const len = png.readUInt32BE(at);
+      types.push(png.toString('latin1', at + 4, at + 8));
+      expect(png.readUInt32BE(at + 8 + len)).toBe(crc32(png.subarray(at + 4, at + 8 + len)));
+      at += 12 + len;
+    }
+    expect(types).toEqual(['IHDR', 'IDAT', 'IEND']);
+    const raw = inflateSync(png.subarray(41, 41 + idatLen)); // checks the Adler-32 too
     const stride = Math.ceil(size / 8) + 1;
     expect(raw.length).toBe(stride * size);
     const dark = (x: number, y: number) => ((raw[y * stride + 1 + (x >> 3)]! >> (7 - (x & 7))) & 1) === 0;
