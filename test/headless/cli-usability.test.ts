@@ -38,9 +38,10 @@ describe('petrel CLI usability', () => {
     expect(sync.code).toBe(1);
     expect(sync.error).toEqual({ error: 'device_removed', message: expect.stringContaining('was removed from') });
     expect(sync.error!.message).toContain('log in again');
-    // The relay refuses the message: its status line, then the reason and a non-zero exit.
+    // The relay refuses the device: the message stays in its outbox, unsent (the engine's removed
+    // state: nothing more goes out), then the reason and a non-zero exit.
     const send = await petrel('laptop', ['send', bob, 'x']);
-    expect(send.lines).toEqual([{ id: expect.any(String), status: 'failed' }]);
+    expect(send.lines).toEqual([{ id: expect.any(String), status: 'pending' }]);
     expect(send.code).toBe(1);
     expect(send.error).toMatchObject({ error: 'device_removed' });
     const react = await petrel('laptop', ['react', bob, hello, '👍']);

@@ -155,12 +155,16 @@ function requireAccount(engine: Engine) {
 
 /** Fails the command if the relay refused what it just sent (the outbox reports that as an 'error' event and drops the message). */
 function sent(s: Session): void {
+  // A removed device's engine keeps what it could not send and stops: no refusal event, but the
+  // command did not do what was asked.
+  if (s.engine.removed) throw refusedError('unauthorized', s.relay, s.engine.state()!.username);
   if (s.refused.length) throw refusedError(s.refused.at(-1)!, s.relay, s.engine.state()!.username);
 }
 
 async function send(s: Session, conv: string, text: string, opts: { replyTo?: string } = {}): Promise<void> {
   const r = await s.engine.send(conv, text, opts);
   out(r);
+  if (s.engine.removed) throw refusedError('unauthorized', s.relay, s.engine.state()!.username);
   if (r.status === 'failed') throw refusedError(s.refused.at(-1) ?? 'unknown', s.relay, s.engine.state()!.username);
 }
 
