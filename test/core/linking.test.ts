@@ -30,6 +30,15 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
   };
   const device = (name = 'test device', store = new MemoryStore()) => Engine.open({ store, relayUrl: BASE, fetch, deviceName: name });
   const keyUploads = (path: string, method: string) => method === 'PUT' && path === '/v1/keys';
+  /** Alice on her phone and Bob, both registered. */
+  const aliceAndBob = async () => {
+    const a1 = await device('phone');
+    const b = await device();
+    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
+    await a1.register(an, 'pw');
+    await b.register(bn, 'pw-b');
+    return { a1, b, an, bn };
+  };
 
   beforeAll(async () => {
     relay = await startTestRelay(backend);
@@ -232,11 +241,7 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect((await a.sync()).map((m) => m.text)).toEqual(['can you hear me']);
   });
   test('a message for our own devices only is not dropped when the cached own list misses a new device', async () => {
-    const a1 = await device('phone');
-    const b = await device();
-    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
-    await a1.register(an, 'pw');
-    await b.register(bn, 'pw-b');
+    const { a1, b, an, bn } = await aliceAndBob();
     await a1.send(await a1.openDirect(bn), 'hi'); // caches a1's own list: a1 alone
     const a2 = await device('laptop');
     await a2.login(an, 'pw');
@@ -247,11 +252,7 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
   });
 
   test('offline, a message for our own devices only waits rather than being judged to have nobody to reach', async () => {
-    const a1 = await device('phone');
-    const b = await device();
-    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
-    await a1.register(an, 'pw');
-    await b.register(bn, 'pw-b');
+    const { a1, b, an, bn } = await aliceAndBob();
     await a1.openDirect(bn);
     await a1.devices(); // a1's own list, cached: a1 alone
     const a2 = await device('laptop');
@@ -269,11 +270,7 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
   });
 
   test('a message for our own devices only is not held for one that has no prekeys yet; the device gets it with the history once linked', async () => {
-    const a1 = await device('phone');
-    const b = await device();
-    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
-    await a1.register(an, 'pw');
-    await b.register(bn, 'pw-b');
+    const { a1, b, an, bn } = await aliceAndBob();
     await a1.openDirect(bn);
     const store = new MemoryStore();
     let code = '';
@@ -301,11 +298,7 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
   });
 
   test('a listed device that never came online blocks nobody: the other user can message its user, and its user can send', async () => {
-    const a1 = await device('phone');
-    const b = await device();
-    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
-    await a1.register(an, 'pw');
-    await b.register(bn, 'pw-b');
+    const { a1, b, an, bn } = await aliceAndBob();
     // Alice approves a link code whose device never comes online (it never claims its token).
     drop = (method, path) => method === 'POST' && path === '/v1/devices/claim';
     try {
@@ -337,11 +330,7 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
   });
 
   test('a 409 naming as missing only a device without a bundle backs off, neither failed nor re-sealed in a loop', async () => {
-    const a1 = await device('phone');
-    const b = await device();
-    const [an, bn] = [uniqueName('alice'), uniqueName('bob')];
-    await a1.register(an, 'pw');
-    await b.register(bn, 'pw-b');
+    const { a1, b, an, bn } = await aliceAndBob();
     drop = (method, path) => method === 'POST' && path === '/v1/devices/claim';
     try {
       const started = await (await device('laptop')).startLink({ pollMs: 20, timeoutMs: 300 });
