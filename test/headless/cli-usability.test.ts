@@ -1,7 +1,7 @@
 // The petrel CLI where a new user trips: removed devices, weak passwords, relay URLs, device
-// ids, profile folders, device names and a wrong clock when linking. Each case is a separate
+// ids, profile folders, device names, a wrong clock when linking, and logging out. Each case is a separate
 // process against a real relay, as in cli.test.ts.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
@@ -110,6 +110,66 @@ describe('petrel CLI usability', () => {
     expect((await petrel('alice', ['register', alice, 'alice password'])).error).toMatchObject({ error: 'already_registered' });
     expect((await petrel('alice', ['devices'])).code).toBe(0);
   }, 60_000);
+
+  test('logout: off the account (the other devices see it go), then the profile erased; never on the only device without --force; a device removed elsewhere is only erased', async () => {
+    const carol = uniqueName('carol');
+    const desk = (await petrel('carol-desk', ['register', carol, 'carol password'])).lines[0].device as string;
+
+    // The only device: refused, saying why, and nothing changes.
+    const only = await petrel('carol-desk', ['logout']);
+    expect(only.code).toBe(1);
+    expect(only.error).toEqual({ error: 'only_device', message: expect.stringContaining('your message history exists nowhere else') });
+    expect(only.error!.message).toContain('--force');
+    expect((await petrel('carol-desk', ['devices'])).lines.map((d) => d.deviceId)).toEqual([desk]);
+    // Not an argument logout takes (a device id is remove-device's), nor a flag other commands take.
+    expect((await petrel('carol-desk', ['logout', desk])).error).toMatchObject({ error: 'usage', message: expect.stringContaining('remove-device') });
+    expect((await petrel('carol-desk', ['sync', '--force'])).error).toEqual({ error: 'usage', message: '--force is only for logout' });
+
+    const laptop = (await petrel('carol-laptop', ['login', carol, 'carol password', '--name', 'carol laptop'])).lines[0].device as string;
+    const dir = join(root, 'carol-laptop');
+    writeFileSync(join(dir, 'notes.txt'), 'not the profile’s');
+
+    // The relay cannot be reached: nothing is erased, and the command says so.
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    const offline = await petrel('carol-laptop', ['--relay', down, 'logout']);
+    expect(offline.code).toBe(1);
+    expect(offline.error).toEqual({ error: 'network', message: expect.stringContaining(`The relay at ${down} cannot be reached (`) });
+    expect(offline.error!.message).toContain('Nothing was erased');
+    expect((await petrel('carol-laptop', ['devices'])).lines.map((d) => d.deviceId)).toEqual([desk, laptop]);
+
+    // In use by another process (the lock names a live pid): refused before anything is done.
+    writeFileSync(join(dir, 'store.lock'), `${process.pid}\n`);
+    const locked = await petrel('carol-laptop', ['logout']);
+    expect(locked.error).toMatchObject({ error: 'profile_locked' });
+    rmSync(join(dir, 'store.lock'));
+    expect((await petrel('carol-laptop', ['devices'])).lines.map((d) => d.deviceId)).toEqual([desk, laptop]);
+
+    const out = await petrel('carol-laptop', ['logout']);
+    expect(out.code).toBe(0);
+    expect(out.lines).toEqual([{ user: carol, device: laptop, loggedOut: true, alreadyRemoved: false, erased: dir, kept: ['notes.txt'] }]);
+    // The other device sees it go; no store file (keys, messages) is left, only what was not the profile's.
+    expect((await petrel('carol-desk', ['devices'])).lines.map((d) => d.deviceId)).toEqual([desk]);
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+    const after = await petrel('carol-laptop', ['history']);
+    expect(after.code).toBe(1);
+    expect(after.error).toMatchObject({ error: 'no_profile', message: expect.stringContaining(dir) });
+
+    // Removed from another device before it knew: nothing to tell the relay; erased all the same.
+    const phone = (await petrel('carol-phone', ['login', carol, 'carol password'])).lines[0].device as string;
+    expect((await petrel('carol-desk', ['remove-device', phone])).code).toBe(0);
+    const gone = await petrel('carol-phone', ['logout']);
+    expect(gone.code).toBe(0);
+    expect(gone.lines).toEqual([{ user: carol, device: phone, loggedOut: true, alreadyRemoved: true, erased: join(root, 'carol-phone') }]);
+    expect(existsSync(join(root, 'carol-phone'))).toBe(false);
+    expect((await petrel('carol-phone', ['sync'])).error).toMatchObject({ error: 'no_profile' });
+
+    // --force on the only device: as the PWA, off the list too, then erased; the password still logs in.
+    const forced = await petrel('carol-desk', ['logout', '--force']);
+    expect(forced.lines).toEqual([{ user: carol, device: desk, loggedOut: true, alreadyRemoved: false, onlyDevice: true, erased: join(root, 'carol-desk') }]);
+    expect(existsSync(join(root, 'carol-desk'))).toBe(false);
+    const again = (await petrel('carol-again', ['login', carol, 'carol password'])).lines[0].device as string;
+    expect((await petrel('carol-again', ['devices'])).lines.map((d) => d.deviceId)).toEqual([again]);
+  }, 120_000);
 
   test('link-code on a machine whose clock is 20 minutes fast says so at once, and leaves no profile', async () => {
     // The clock as the process sees it, as on a machine set wrong (Date.now is what the engine reads;

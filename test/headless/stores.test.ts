@@ -3,13 +3,14 @@
 // safety, proven by killing a writer process with SIGKILL at random moments.
 import 'fake-indexeddb/auto';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
 import type { MessageRow, Store } from '../../web/core/store/schema.ts';
+import { openProfile } from '../../web/headless/cli-profile.ts';
 import { openFileStore, ProfileLockedError } from '../../web/headless/file-store.ts';
 import { journalPath } from '../../web/headless/store-files.ts';
 import { openIdbStore } from '../../web/storage/idb-store.ts';
@@ -92,6 +93,34 @@ describe('file store durability', () => {
     const again = await openFileStore(dir);
     expect((await again.read(['meta'], (tx) => tx.get('meta', 'cursor')))!.value).toBe(42);
     await again.close();
+  });
+
+  test('a profile erased (logout): snapshot, journals and lock go, then the folder unless other files are in it; not while in use', async () => {
+    const dir = join(tmp(), 'profile');
+    mkdirSync(dir);
+    const s = await openFileStore(dir, { journalMax: 4096 });
+    for (let i = 0; i < 40; i++) await s.write(['messages'], (tx) => tx.put('messages', msg('c', i, 'y'.repeat(200))));
+    await s.close();
+    expect(readdirSync(dir).filter((f) => f.startsWith('store.journal.')).length).toBeGreaterThan(0);
+    expect(existsSync(join(dir, 'store.snapshot'))).toBe(true); // it compacted
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+
+    const p = await openProfile(dir, { create: false });
+    await p.store.close();
+    const other = await openFileStore(dir); // another process opened it meanwhile
+    expect(() => p.erase()).toThrow(ProfileLockedError);
+    expect(existsSync(join(dir, 'store.snapshot'))).toBe(true);
+    await other.close();
+    expect(p.erase()).toEqual(['notes.txt']);
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+    await expect(openProfile(dir, { create: false })).rejects.toMatchObject({ code: 'no_profile' });
+
+    rmSync(join(dir, 'notes.txt'));
+    const q = await openProfile(dir, { create: true });
+    await q.store.write(['meta'], (tx) => tx.put('meta', { key: 'a', value: 1 }));
+    await q.store.close();
+    expect(q.erase()).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
   });
 
   test('a torn journal tail is ignored and cut off; a stale lock is taken over', async () => {

@@ -50,3 +50,17 @@ export function refusedError(code: string, relay: string, username: string): Cli
   if (code === 'unauthorized') return deviceRemoved(relay, username);
   return new CliError('send_failed', `The relay refused the message (${code}); it will not be retried.`);
 }
+
+/** What `logout` refuses on its own (nothing was tried), as opposed to a step that failed. */
+const LOGOUT_REFUSALS = new Set(['usage', 'only_device', 'not_registered']);
+
+/**
+ * `e` (as explain() made it) from a `logout` that stopped before the erase: the relay did not
+ * take the new device list, or could not be asked, so the profile is untouched. Said, with the
+ * same code, so that nobody takes the device for logged out, nor the profile for erased.
+ */
+export function logoutFailed(e: unknown): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (!(e instanceof Error) || (typeof code === 'string' && LOGOUT_REFUSALS.has(code))) return e;
+  return new CliError(typeof code === 'string' ? code : 'error', `${e.message.replace(/\.?$/, '.')} Nothing was erased: run logout again once that is fixed.`);
+}

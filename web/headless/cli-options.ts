@@ -27,6 +27,8 @@ export function checkNewPassword(password: string): void {
 }
 
 const VALUE_FLAGS = new Set(['--relay', '--profile', '--wait', '--history-days', '--name']);
+/** Flags without a value (`--help` and `-h` are handled apart). */
+const BOOLEAN_FLAGS = new Set(['--force']);
 
 export function parse(argv: readonly string[]): { flags: Record<string, string>; cmd: string | undefined; args: string[] } {
   const flags: Record<string, string> = {};
@@ -38,6 +40,7 @@ export function parse(argv: readonly string[]): { flags: Record<string, string>;
       if (v === undefined) throw new CliError('usage', `${a} needs a value`);
       flags[a.slice(2)] = v;
     } else if (a === '--help' || a === '-h') flags.help = '1';
+    else if (BOOLEAN_FLAGS.has(a)) flags[a.slice(2)] = '1';
     else rest.push(a);
   }
   return { flags, cmd: rest[0], args: rest.slice(1) };

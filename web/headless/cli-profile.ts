@@ -3,13 +3,15 @@
  * login, link-code) may create a profile; every other command needs one that exists, so a
  * missing or mistyped --profile is an error rather than a new empty folder. A creating command
  * that fails before the profile holds an account removes what it created: a wrong password or
- * a taken username leaves nothing behind.
+ * a taken username leaves nothing behind. `logout` erases a profile once its device is off the account.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../core/store/schema.ts';
 import { CliError } from './cli-options.ts';
 import { openFileStore } from './file-store.ts';
+import { lockProfile } from './profile-lock.ts';
+import { fsyncDir } from './store-files.ts';
 
 /** The file store's own files (store-files.ts); the lock goes away when the store closes. */
 const STORE_FILE = /^store\.(snapshot|journal\.\d+)$/;
@@ -31,6 +33,38 @@ export interface OpenProfile {
    * the store files if there were none. Call only after the store is closed.
    */
   discard(): void;
+  /**
+   * Erases the profile: its keys, messages and every other row are in the store files, and
+   * they all go. Call only after the store is closed; it takes the profile's lock again for the
+   * erase, so it fails (ProfileLockedError) rather than pull the files from under a process that
+   * opened the profile meanwhile. The folder goes too unless it holds files that are not the
+   * store's; returns their names.
+   */
+  erase(): string[];
+}
+
+/** Newest journal first, the snapshot last: a crash part-way leaves an older but whole store (or none). */
+function eraseOrder(files: readonly string[]): string[] {
+  const gen = (f: string) => Number(/^store\.journal\.(\d+)$/.exec(f)?.[1] ?? -1);
+  return [...files].sort((a, b) => gen(b) - gen(a));
+}
+
+function erase(dir: string): string[] {
+  const unlock = lockProfile(dir);
+  try {
+    // An interrupted compaction's temporary snapshot holds rows too.
+    for (const f of ['store.snapshot.tmp', ...eraseOrder(storeFiles(dir))]) rmSync(join(dir, f), { force: true });
+    fsyncDir(dir);
+  } finally {
+    unlock();
+  }
+  try {
+    rmdirSync(dir);
+    return [];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (e as NodeJS.ErrnoException).code === 'EEXIST') return readdirSync(dir);
+    throw e;
+  }
 }
 
 export async function openProfile(dir: string, opts: { create: boolean }): Promise<OpenProfile> {
@@ -48,5 +82,6 @@ export async function openProfile(dir: string, opts: { create: boolean }): Promi
       if (made) rmSync(made, { recursive: true, force: true });
       else if (existing.length === 0) for (const f of storeFiles(dir)) rmSync(join(dir, f), { force: true });
     },
+    erase: () => erase(dir),
   };
 }

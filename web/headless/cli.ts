@@ -14,8 +14,8 @@ import { Engine } from '../core/engine.ts';
 import type { WsCtor } from '../core/net/socket.ts';
 import type { MessageView } from '../core/types.ts';
 import { checkNewPassword, CliError, MIN_PASSWORD_LENGTH, parse, relayUrl } from './cli-options.ts';
-import { explain, refusedError, relayFetch } from './cli-errors.ts';
-import { openProfile } from './cli-profile.ts';
+import { explain, logoutFailed, refusedError, relayFetch } from './cli-errors.ts';
+import { type OpenProfile, openProfile } from './cli-profile.ts';
 import { type MessageChange, watchMessageChanges } from './message-changes.ts';
 
 const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
@@ -33,6 +33,10 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
                                          NAME is what your devices call it (default "Device N")
   devices                                list own devices
   remove-device <deviceId>               remove one of your devices
+  logout [--force]                       remove THIS device from the account (your other devices
+                                         see it go), then erase this profile: keys, messages, all;
+                                         refused on the account's only device unless --force
+                                         (its history exists nowhere else and would be lost)
   send <username|group:ID> <text>        send a message ("-": one message per stdin line)
   reply <username|group:ID> <messageId> <text>   reply to a message (ids as printed by history)
   react <username|group:ID> <messageId> <emoji>  react to a message ("" removes your reaction)
@@ -54,7 +58,7 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
 Relay: --relay or PETREL_RELAY (default http://localhost:8787). Profile: --profile or PETREL_PROFILE (default ./petrel-profile);
 register, login and link-code create it, every other command needs it to exist.`;
 
-const COMMANDS = new Set(['register', 'login', 'link-code', 'link-approve', 'devices', 'remove-device', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures']);
+const COMMANDS = new Set(['register', 'login', 'link-code', 'link-approve', 'devices', 'remove-device', 'logout', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures']);
 /** The commands that make this profile a device, and so may create the profile folder. */
 const CREATES_PROFILE = new Set(['register', 'login', 'link-code']);
 
@@ -72,6 +76,8 @@ interface Session {
   readonly refused: string[];
   /** Reactions, edits and deletes this run stored (only watched during `sync`). */
   readonly changes: MessageChange[];
+  /** Set by `logout` once the relay has the device list without this device: the profile is to be erased. */
+  logout?: { readonly user: string; readonly device: string; readonly alreadyRemoved: boolean; readonly onlyDevice: boolean };
 }
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -112,12 +118,15 @@ async function main(): Promise<void> {
     return;
   }
   if (!COMMANDS.has(cmd)) throw new CliError('usage', `unknown command “${cmd}” (petrel --help lists them)`);
+  if (flags.force && cmd !== 'logout') throw new CliError('usage', '--force is only for logout');
   const relay = relayUrl(flags.relay ?? process.env.PETREL_RELAY ?? 'http://localhost:8787', flags.relay ? '--relay' : process.env.PETREL_RELAY ? 'PETREL_RELAY' : 'the default relay');
-  const profile = await openProfile(flags.profile ?? process.env.PETREL_PROFILE ?? './petrel-profile', { create: CREATES_PROFILE.has(cmd) });
+  const dir = flags.profile ?? process.env.PETREL_PROFILE ?? './petrel-profile';
+  const profile = await openProfile(dir, { create: CREATES_PROFILE.has(cmd) });
   const changes: MessageChange[] = [];
   const store = cmd === 'sync' ? watchMessageChanges(profile.store, (c) => changes.push(...c)) : profile.store;
   const network = { last: '' };
   let engine: Engine | undefined;
+  let session: Session | undefined;
   let account: string | null = null;
   let ok = false;
   try {
@@ -130,14 +139,15 @@ async function main(): Promise<void> {
       ...(flags['history-days'] ? { historySpanMs: Number(flags['history-days']) * 86_400_000 } : {}),
     });
     account = engine.state()?.username ?? null;
-    const s: Session = { engine, relay, refused: [], changes };
+    const s: Session = (session = { engine, relay, refused: [], changes });
     engine.on((e) => {
       if (e.type === 'error' && !NOT_REFUSALS.has(e.code)) s.refused.push(e.code);
     });
     await run(s, cmd, args, flags);
     ok = true;
   } catch (e) {
-    throw explain(e, relay, network.last, account);
+    const explained = explain(e, relay, network.last, account);
+    throw cmd === 'logout' ? logoutFailed(explained) : explained;
   } finally {
     const hasAccount = engine?.state() != null;
     await engine?.stop();
@@ -145,6 +155,35 @@ async function main(): Promise<void> {
     // A failed register, login or link leaves no half-made profile behind.
     if (!ok && !hasAccount) profile.discard();
   }
+  if (session?.logout) eraseProfile(profile, dir, session.logout);
+}
+
+/**
+ * The second half of `logout`, once the relay has the device list without this device and the
+ * store is closed: the profile's files go. If they cannot (another process opened the profile
+ * meanwhile, a permission), the device is still off the account, and `logout` again erases it.
+ */
+function eraseProfile(profile: OpenProfile, dir: string, done: NonNullable<Session['logout']>): void {
+  let kept: string[];
+  try {
+    kept = profile.erase();
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new CliError(
+      'erase_failed',
+      `This device ${done.alreadyRemoved ? 'was already' : 'is now'} removed from ${done.user}’s account, but its profile at ${dir} could not be erased (${why}): run logout again to erase it.`,
+    );
+  }
+  out({
+    user: done.user,
+    device: done.device,
+    loggedOut: true,
+    alreadyRemoved: done.alreadyRemoved,
+    ...(done.onlyDevice ? { onlyDevice: true } : {}),
+    erased: dir,
+    // Files in the folder that are not the profile's, left with it.
+    ...(kept.length ? { kept } : {}),
+  });
 }
 
 function requireAccount(engine: Engine) {
@@ -179,6 +218,40 @@ async function conversationArg(engine: Engine, arg: string): Promise<string> {
   const id = candidates.find((c) => known.has(c));
   if (!id) throw new CliError('unknown_conversation', `No conversation “${arg}” in this profile; \`conversations\` lists them.`);
   return id;
+}
+
+/**
+ * `logout` up to the erase: this device off the account's list, as the PWA's "Log out of this
+ * device" does (Engine.logOut: a new device list without it, signed with the account key), so
+ * the relay stops its token and the other devices stop encrypting to it. Nothing is erased
+ * here: main erases the profile only after this returned, so a relay that refuses or cannot be
+ * reached leaves the profile as it was. A device already off the list (removed from another
+ * device) has nothing to tell the relay, and is only erased.
+ */
+async function logOut(engine: Engine, force: boolean): Promise<NonNullable<Session['logout']>> {
+  const me = requireAccount(engine);
+  const done = (alreadyRemoved: boolean, onlyDevice = false) => ({ user: me.username, device: me.deviceId, alreadyRemoved, onlyDevice });
+  // Known removed (the relay refused this device's token before): no request to make.
+  if (engine.removed) return done(true);
+  // From the relay, not a cached copy: whether another device removed this one already, and
+  // whether there is any other device to keep the history.
+  const devices = await engine.devices();
+  if (!devices.some((d) => d.current)) return done(true);
+  const only = devices.length === 1;
+  if (only && !force) {
+    throw new CliError(
+      'only_device',
+      `This is the only device on ${me.username}’s account: your message history exists nowhere else, and logging out erases it for good (logging in again with your password does not bring the old messages back). Link another device first (link-code there, link-approve here), or run logout --force to log out and lose the history.`,
+    );
+  }
+  try {
+    await engine.logOut();
+  } catch (e) {
+    // Removed from another device between the list above and ours.
+    if ((e as { code?: unknown }).code === 'unknown_device') return done(true);
+    throw e;
+  }
+  return done(false, only);
 }
 
 const groupArg = (arg: string) => (arg.startsWith('group:') ? arg : `group:${arg}`);
@@ -228,6 +301,10 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       out({ removed: id });
       return;
     }
+    case 'logout':
+      if (args.length) throw new CliError('usage', 'usage: petrel logout [--force] (it removes this device; remove-device <deviceId> removes another)');
+      s.logout = await logOut(engine, flags.force === '1');
+      return;
     case 'send': {
       need(args, 2, 'send <username|group:ID> <text>');
       requireAccount(engine);
