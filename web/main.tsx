@@ -3,6 +3,7 @@
  * included), then catch up and go live. Registers the service worker through sw-bridge.
  */
 import { render } from 'preact';
+import { nameWithShortId } from './core/device-id.ts';
 import { bootEngine, guessDeviceName } from './net/boot.ts';
 import { registerServiceWorker, requestPersistence } from './net/sw-bridge.ts';
 import { App } from './ui/app.tsx';
@@ -19,7 +20,7 @@ async function main() {
   registerServiceWorker((apply) => (updateReady.value = apply));
   restoreDrafts(); // text typed before an update reload
   try {
-    const e = await bootEngine(guessDeviceName());
+    const e = await bootEngine((shortId) => nameWithShortId(guessDeviceName(), shortId));
     engine.value = e;
     e.on(handleEvent);
     me.value = e.state();

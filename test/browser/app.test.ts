@@ -157,7 +157,15 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     expect(lab.problems.filter((p) => p.startsWith('alice laptop:'))).toEqual([]);
     await a1.locator('.devices li', { hasText: 'Alice’s laptop' }).waitFor({ timeout: 10_000 });
     await shot(a1, '06-settings-devices');
+    // The linked laptop keeps the name given when approving, and shows under "This device" the
+    // short ID its row on the desktop shows.
+    const laptopId = await a1.locator('.devices li', { hasText: 'Alice’s laptop' }).locator('.short-id').textContent();
+    expect(laptopId).toMatch(/^[0-9A-Z]{4} [0-9A-Z]{4}$/);
     await a1.getByRole('button', { name: 'Close' }).click();
+    await a2.getByRole('button', { name: 'Settings' }).click();
+    await a2.locator('.this-device strong', { hasText: 'Alice’s laptop' }).waitFor({ timeout: 10_000 });
+    expect(await a2.locator('.this-device .short-id').textContent()).toBe(laptopId);
+    await a2.getByRole('button', { name: 'Close' }).click();
     await openChat(a2, bob);
     await a2.locator('.bubble .text', { hasText: 'Hello Bob' }).waitFor({ timeout: 30_000 });
     await send(b1, 'Both of your devices see this');

@@ -55,13 +55,47 @@ describe.skipIf(!hasChromium)('removing a device and logging out in Chromium', (
   }, 120_000);
   afterAll(async () => lab?.close());
 
-  test('removed from the other device: the removed screen, no more requests, still removed after a reload', async () => {
+  test('two alike browsers on one account are told apart in Settings: distinct names, a short ID each shows under "This device", the date added', async () => {
     ({ page: phone } = await lab.device('alice phone'));
     await enter(phone, 'Create account', alice);
     ({ page: laptop } = await lab.device('alice laptop'));
     await enter(laptop, 'Log in', alice);
     expect(nonEmpty(await storedRows(laptop))).toContain('meta');
 
+    await phone.getByRole('button', { name: 'Settings' }).click();
+    const rows = phone.locator('.devices li');
+    await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(2);
+    const seen = [];
+    for (const row of await rows.all()) {
+      const id = (await row.locator('.short-id').textContent())!;
+      expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{4} [0-9A-HJKMNP-TV-Z]{4}$/);
+      // The same browser and OS, so the guessed name ends in the short id's first group.
+      const text = (await row.textContent())!;
+      const name = text.match(/^(.*? · [0-9A-Z]{4})/)![1]!;
+      expect(name.endsWith(` · ${id.slice(0, 4)}`)).toBe(true);
+      expect(text).toContain(`ID ${id} · added `);
+      const added = Date.parse((await row.locator('time').getAttribute('datetime'))!);
+      expect(Date.now() - added).toBeLessThan(10 * 60_000);
+      seen.push({ id, name, current: text.includes('(this device)') });
+    }
+    expect(seen[0]!.name).not.toBe(seen[1]!.name);
+    expect(seen.map((d) => d.current)).toEqual([true, false]);
+    const [own, other] = seen as [(typeof seen)[0], (typeof seen)[0]];
+    // Screen readers hear which device a Remove button removes.
+    expect(await rows.nth(1).getByRole('button', { name: `Remove “${other.name}”, ID ${other.id}`, exact: true }).count()).toBe(1);
+    // "This device" shows the device's own ID: on the phone its row's, on the laptop the other row's.
+    expect(await phone.locator('.this-device .short-id').textContent()).toBe(own.id);
+    expect(await phone.locator('.this-device strong').textContent()).toBe(own.name);
+    await shot(phone, 'settings-two-alike-devices');
+    await phone.getByRole('button', { name: 'Close' }).click();
+    await laptop.getByRole('button', { name: 'Settings' }).click();
+    await laptop.locator('.this-device strong').waitFor({ timeout: 15_000 });
+    expect(await laptop.locator('.this-device .short-id').textContent()).toBe(other.id);
+    expect(await laptop.locator('.this-device strong').textContent()).toBe(other.name);
+    await laptop.getByRole('button', { name: 'Close' }).click();
+  }, 120_000);
+
+  test('removed from the other device: the removed screen, no more requests, still removed after a reload', async () => {
     await phone.getByRole('button', { name: 'Settings' }).click();
     const other = phone.locator('.devices li').filter({ hasNotText: '(this device)' });
     await other.waitFor({ timeout: 15_000 });

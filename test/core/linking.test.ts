@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeLinkCode, generateAccountKey, generateDevice, newDeviceList, signDeviceList, systemRng } from '../../crypto/index.ts';
 import { toB64 } from '../../web/core/b64.ts';
+import { nameWithShortId, shortDeviceId } from '../../web/core/device-id.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
@@ -359,6 +360,37 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     await b.wake();
     expect(await b.ctx.store.read(['outbox'], (tx) => tx.getAll('outbox'))).toEqual([]);
     expect((await a1.sync()).map((m) => m.text)).toEqual(['hello alice']);
+  });
+
+  test('two alike browsers on one account get distinct names, each ending in its short id; devices() lists that id and when it was added', async () => {
+    // As the PWA names itself (web/main.tsx): the same guess on both, told apart by the short id.
+    const browser = () => Engine.open({ store: new MemoryStore(), relayUrl: BASE, fetch, deviceName: (id) => nameWithShortId('Chromium on Linux', id) });
+    const an = uniqueName('alice');
+    const t0 = Date.now();
+    const a1 = await browser();
+    await a1.register(an, 'pw');
+    const added: { deviceId: string; name: string }[] = [];
+    a1.on((e) => e.type === 'device-added' && added.push(e));
+    const a2 = await browser();
+    await a2.login(an, 'pw');
+    const list = await a1.devices();
+    expect(list).toHaveLength(2);
+    for (const d of list) {
+      expect(d.shortId).toBe(shortDeviceId(d.deviceId));
+      expect(d.name).toBe(`Chromium on Linux · ${d.shortId.slice(0, 4)}`);
+      expect(d.addedAt).toBeGreaterThanOrEqual(t0);
+      expect(d.addedAt).toBeLessThanOrEqual(Date.now());
+    }
+    expect(list[0]!.name).not.toBe(list[1]!.name);
+    expect(list.find((d) => d.current)!.deviceId).toBe(a1.state()!.deviceId);
+    // The other devices are told the same name the list holds.
+    await a1.sync();
+    expect(added).toEqual([{ type: 'device-added', deviceId: a2.state()!.deviceId, name: list.find((d) => !d.current)!.name }]);
+    // Linked with a code, the approving device names it; a plain name is kept as given.
+    const a3 = await device('tablet');
+    const started = await a3.startLink({ pollMs: 20 });
+    await Promise.all([started.done, a1.approveLink(started.code, { pollMs: 20, name: 'Work tablet' })]);
+    expect((await a1.devices()).map((d) => d.name)).toEqual([list[0]!.name, list[1]!.name, 'Work tablet']);
   });
 
   test('a new device inherits the verifications made for the keys it sees', async () => {

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { shortDeviceId } from '../../web/core/device-id.ts';
 import { uniqueName } from '../relay/harness.ts';
 import { closedPort } from '../support/ports.ts';
 import { cliSuite } from './cli-harness.ts';
@@ -14,13 +15,16 @@ describe('petrel CLI usability', () => {
   const alice = uniqueName('alice');
   const bob = uniqueName('bob');
 
-  test('login --name; remove-device names unknown ids; a removed device says so and exits non-zero', async () => {
+  test('login --name; devices shows short ids; remove-device takes one, names unknown ids; a removed device says so and exits non-zero', async () => {
     expect((await petrel('alice', ['register', alice, 'alice password'])).code).toBe(0);
     expect((await petrel('bob', ['register', bob, 'bob password'])).code).toBe(0);
     const laptop = await petrel('laptop', ['login', alice, 'alice password', '--name', 'alice laptop']);
     expect(laptop.lines).toEqual([{ user: alice, device: expect.any(String) }]);
     const devices = (await petrel('alice', ['devices'])).lines;
-    expect(devices.map((d) => d.name)).toEqual([expect.stringMatching(/^petrel CLI on /), 'alice laptop']);
+    expect(devices.map((d) => d.name)).toEqual([expect.stringMatching(/^petrel CLI on .+ · [0-9A-Z]{4}$/), 'alice laptop']);
+    // The short id the app shows under each device, from the same formatter; the default name ends in its first group.
+    for (const d of devices) expect(d.shortId).toBe(shortDeviceId(d.deviceId as string));
+    expect((devices[0].name as string).endsWith(` · ${(devices[0].shortId as string).slice(0, 4)}`)).toBe(true);
 
     // Not base64url, and well-formed but not one of ours: the same answer, naming the argument.
     for (const id of ['nosuch', 'AAAAAAAAAAAAAAAAAAAAAA']) {
@@ -32,7 +36,9 @@ describe('petrel CLI usability', () => {
     const hello = (await petrel('alice', ['send', bob, 'hello'])).lines[0].id as string;
     expect((await petrel('laptop', ['sync'])).lines.map((l) => l.id)).toContain(hello);
     const device = laptop.lines[0].device as string;
-    expect((await petrel('alice', ['remove-device', device])).lines).toEqual([{ removed: device }]);
+    // By its short id as the app shows it, typed in small letters without the space.
+    const short = (devices.find((d) => d.deviceId === device)!.shortId as string).replace(' ', '').toLowerCase();
+    expect((await petrel('alice', ['remove-device', short])).lines).toEqual([{ removed: device }]);
 
     const sync = await petrel('laptop', ['sync']);
     expect(sync.code).toBe(1);

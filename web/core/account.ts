@@ -67,11 +67,13 @@ function relayMessage(e: unknown): never {
   throw e;
 }
 
-export async function register(ctx: Ctx, username: string, password: string, deviceName: string): Promise<void> {
+/** `nameFor`: what the new device is called in the list, given its id (see EngineOptions.deviceName). */
+export async function register(ctx: Ctx, username: string, password: string, nameFor: (deviceId: Uint8Array) => string): Promise<void> {
   requireEmpty(ctx);
   await opaque.ready;
   const account = generateAccountKey(ctx.rng);
   const device = generateDevice(ctx.rng);
+  const deviceName = nameFor(device.deviceId);
   try {
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
     const start = await ctx.api.registerStart(username, registrationRequest);
@@ -88,8 +90,11 @@ export async function register(ctx: Ctx, username: string, password: string, dev
   }
 }
 
-/** Adds this (empty) profile to an account as a new device, recovering the account key from the backup. */
-export async function login(ctx: Ctx, username: string, password: string, deviceName: string): Promise<void> {
+/**
+ * Adds this (empty) profile to an account as a new device, recovering the account key from the
+ * backup. Returns the name it has in the list.
+ */
+export async function login(ctx: Ctx, username: string, password: string, nameFor: (deviceId: Uint8Array) => string): Promise<string> {
   requireEmpty(ctx);
   await opaque.ready;
   try {
@@ -104,12 +109,14 @@ export async function login(ctx: Ctx, username: string, password: string, device
     const { list: current } = await ctx.api.deviceList(name);
     const list = verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey });
     const device = generateDevice(ctx.rng);
+    const deviceName = nameFor(device.deviceId);
     const signed = signDeviceList(withDeviceAdded(list, device, deviceName, ctx.now()), account);
     await ctx.api.putDeviceList(signed.bytes, done.sessionToken);
     const { token } = await ctx.api.issueToken(device.deviceId, done.sessionToken);
     await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes);
+    return deviceName;
   } catch (e) {
-    relayMessage(e);
+    return relayMessage(e);
   }
 }
 

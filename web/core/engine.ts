@@ -8,6 +8,7 @@ import { applyAfter } from './after.ts';
 import { downloadAttachment, type Progress, uploadAttachment } from './attachments.ts';
 import { fromB64, toB64 } from './b64.ts';
 import { Ctx, type IdentityRecord, type Lock, mutex } from './context.ts';
+import { shortDeviceId } from './device-id.ts';
 import { deviceList, lookUp, putVerified } from './directory.ts';
 import { cursorOf, processBatch } from './inbox.ts';
 import { type Fetch, RelayApi, RelayError, type WireEnvelope } from './net/api.ts';
@@ -37,7 +38,13 @@ export interface EngineOptions {
   readonly now?: () => number;
   /** Exclusive access across engines sharing one store (Web Locks in the browser). */
   readonly lock?: Lock;
-  readonly deviceName?: string;
+  /**
+   * What this device calls itself in the account's device list when it registers or logs in
+   * (and keeps in its identity when linked; the approving device names it in the list then). A
+   * function is given the device's short id (device-id.ts) once its keys exist, so that a name
+   * guessed from the browser can tell two alike browsers apart ("Chromium on Linux · K7QF").
+   */
+  readonly deviceName?: string | ((shortId: string) => string);
   /** Poll interval while the socket is down. */
   readonly pollMs?: number;
   /** How far back the history sent to a newly added device reaches (ms); default: all of it. */
@@ -141,13 +148,19 @@ export class Engine {
 
   // ---- account ------------------------------------------------------------------------
 
+  /** This device's name for itself (EngineOptions.deviceName), now that its id is known. */
+  private nameFor(deviceId: Uint8Array, fallback: string): string {
+    const n = this.o.deviceName;
+    return account.deviceNameOrDefault(typeof n === 'function' ? n(shortDeviceId(deviceId)) : n, fallback);
+  }
+
   register(username: string, password: string): Promise<void> {
-    return account.register(this.ctx, username, password, this.o.deviceName ?? 'First device');
+    return account.register(this.ctx, username, password, (id) => this.nameFor(id, 'First device'));
   }
 
   async login(username: string, password: string): Promise<void> {
-    await account.login(this.ctx, username, password, this.o.deviceName ?? 'New device');
-    await this.sendControl([], { type: 'device-added', device: this.ctx.requireMe().deviceB64, name: this.o.deviceName ?? 'New device' });
+    const name = await account.login(this.ctx, username, password, (id) => this.nameFor(id, 'New device'));
+    await this.sendControl([], { type: 'device-added', device: this.ctx.requireMe().deviceB64, name });
   }
 
   /** New device: shows `code`; `done` resolves once approved, claimed and given the account key. */
@@ -155,7 +168,7 @@ export class Engine {
     const link = await account.startLink(this.ctx);
     const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
     const done = (async () => {
-      await account.claimLinkedDevice(this.ctx, link, this.o.deviceName ?? 'Linked device', { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
+      await account.claimLinkedDevice(this.ctx, link, this.nameFor(link.device.deviceId, 'Linked device'), { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
       // Claimed and stored: this device belongs to the account now, and nothing from here on may
       // undo that. A relay out of reach is waited out; if it outlasts the link, the next start
       // (or sync) goes on where this stopped.
@@ -268,7 +281,7 @@ export class Engine {
   async devices(): Promise<DeviceView[]> {
     const me = this.ctx.requireMe();
     const list = await deviceList(this.ctx, me.username, { refresh: true });
-    return activeDevices(list).map((d) => ({ deviceId: toB64(d.deviceId), name: d.name, addedAt: d.addedAt, current: equalBytes(d.deviceId, me.device.deviceId) }));
+    return activeDevices(list).map((d) => ({ deviceId: toB64(d.deviceId), shortId: shortDeviceId(d.deviceId), name: d.name, addedAt: d.addedAt, current: equalBytes(d.deviceId, me.device.deviceId) }));
   }
 
   removeDevice(deviceId: string): Promise<void> {

@@ -29,8 +29,12 @@ export interface MessageView {
 }
 
 export interface DeviceView {
+  /** base64url: what removeDevice takes. */
   readonly deviceId: string;
+  /** The short id people compare ("K7QF 2MXA", device-id.ts): the same in the PWA and the CLI. */
+  readonly shortId: string;
   readonly name: string;
+  /** When it was added, in ms, as the signed device list records it (the adding device's clock). */
   readonly addedAt: number;
   readonly current: boolean;
 }

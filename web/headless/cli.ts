@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { deviceNameOrDefault } from '../core/account.ts';
+import { nameWithShortId } from '../core/device-id.ts';
 import { Engine } from '../core/engine.ts';
 import type { WsCtor } from '../core/net/socket.ts';
 import type { MessageView } from '../core/types.ts';
@@ -26,13 +27,14 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   login <username> <password> [--name NAME]
                                          add this profile as a new device (password backup);
                                          NAME is what your devices call this one
-                                         (default "petrel CLI on <hostname>")
+                                         (default "petrel CLI on <hostname> · <short id>")
   link-code                              print a link code, wait for approval, finish linking
   link-approve <code> [--name NAME] [--history-days N]
                                          approve a new device from this one (sends it the history);
                                          NAME is what your devices call it (default "Device N")
-  devices                                list own devices
-  remove-device <deviceId>               remove one of your devices
+  devices                                list own devices: deviceId, shortId (the id the app
+                                         shows under each device), name, addedAt (ms)
+  remove-device <deviceId|shortId>       remove one of your devices
   logout [--force]                       remove THIS device from the account (your other devices
                                          see it go), then erase this profile: keys, messages, all;
                                          refused on the account's only device unless --force
@@ -135,7 +137,7 @@ async function main(): Promise<void> {
       relayUrl: relay,
       fetch: relayFetch(network),
       WebSocket: WebSocket as unknown as WsCtor,
-      deviceName: deviceNameOrDefault(flags.name, deviceNameOrDefault(`petrel CLI on ${hostname()}`, 'petrel CLI')),
+      deviceName: flags.name?.trim() ? deviceNameOrDefault(flags.name, '') : (shortId: string) => nameWithShortId(`petrel CLI on ${hostname()}`, shortId),
       ...(flags['history-days'] ? { historySpanMs: Number(flags['history-days']) * 86_400_000 } : {}),
     });
     account = engine.state()?.username ?? null;
@@ -292,13 +294,16 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       for (const d of await engine.devices()) out(d);
       return;
     case 'remove-device': {
-      need(args, 1, 'remove-device <deviceId>');
+      need(args, 1, 'remove-device <deviceId|shortId>');
       requireAccount(engine);
-      const id = args[0]!;
+      const arg = args[0]!;
+      // The full id, or the short one as the app shows it (spaces and case do not matter).
+      const short = arg.replace(/[\s-]+/g, '').toUpperCase();
+      const found = (await engine.devices()).find((d) => d.deviceId === arg || d.shortId.replace(' ', '') === short);
       // Checked here so that any argument that is not one of ours, well-formed or not, gets the same answer.
-      if (!(await engine.devices()).some((d) => d.deviceId === id)) throw new CliError('unknown_device', `No device “${id}” on this account; \`devices\` lists their ids.`);
-      await engine.removeDevice(id);
-      out({ removed: id });
+      if (!found) throw new CliError('unknown_device', `No device “${arg}” on this account; \`devices\` lists their ids.`);
+      await engine.removeDevice(found.deviceId);
+      out({ removed: found.deviceId });
       return;
     }
     case 'logout':

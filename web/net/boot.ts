@@ -16,7 +16,8 @@ export function webLock<T>(fn: () => Promise<T>): Promise<T> {
   return navigator.locks.request('petrel-engine', fn) as Promise<T>;
 }
 
-export async function bootEngine(deviceName: string): Promise<Engine> {
+/** `deviceName`: see EngineOptions.deviceName (main passes the browser's guess, made distinct). */
+export async function bootEngine(deviceName: string | ((shortId: string) => string)): Promise<Engine> {
   const store = await openIdbStore(DB_NAME);
   return Engine.open({
     store,
@@ -28,8 +29,11 @@ export async function bootEngine(deviceName: string): Promise<Engine> {
   });
 }
 
-export function guessDeviceName(): string {
-  const ua = navigator.userAgent;
+/**
+ * "Chromium on Linux": what a browser can say about itself without asking. Two such browsers on
+ * one account read the same, so main.tsx adds the device's short id (nameWithShortId).
+ */
+export function guessDeviceName(ua = navigator.userAgent): string {
   const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS/.test(ua) ? 'Mac' : /Windows/.test(ua) ? 'Windows' : /Linux/.test(ua) ? 'Linux' : 'browser';
   const browser = /Edg\//.test(ua) ? 'Edge' : /Chrome\//.test(ua) ? 'Chromium' : /Firefox\//.test(ua) ? 'Firefox' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
   return `${browser} on ${os}`;

@@ -1,6 +1,7 @@
 /** Side panels: new chat, new group, group info, contact info (safety number), settings. */
 import { signal, useSignal } from '@preact/signals';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { shortDeviceId } from '../core/device-id.ts';
 import type { ConversationRow, DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
 import { Qr } from './qr.tsx';
@@ -260,6 +261,35 @@ function Approve() {
   );
 }
 
+const day = (ms: number) => new Date(ms).toLocaleDateString([], { day: 'numeric', month: 'short', year: 'numeric' });
+
+/**
+ * The short ID (the same string the CLI's `devices` prints) and when the account's signed device
+ * list says the device was added — the clock of the device that added it, so "added", not "linked
+ * at". Text, so it reads out as it shows.
+ */
+function DeviceFacts({ d }: { d: Pick<DeviceView, 'shortId' | 'addedAt'> }) {
+  return (
+    <small class="device-facts">
+      ID <span class="short-id">{d.shortId}</span>
+      {d.addedAt > 0 && <> · added <time dateTime={new Date(d.addedAt).toISOString()}>{day(d.addedAt)}</time></>}
+    </small>
+  );
+}
+
+/** This device's name and short ID, to match it to its row in "Your devices" on another device. */
+function ThisDevice() {
+  const id = me.value?.deviceId;
+  if (!id) return null;
+  const d = ownDevices.value.find((x) => x.current);
+  return (
+    <p class="this-device">
+      {d && <strong>{d.name}</strong>}
+      <DeviceFacts d={d ?? { shortId: shortDeviceId(id), addedAt: 0 }} />
+    </p>
+  );
+}
+
 function SettingsPanel() {
   useEffect(() => void loadDevices(), []);
   const waitingFor = approval.value?.state === 'waiting' ? approval.value.deviceId : null;
@@ -270,12 +300,20 @@ function SettingsPanel() {
       <ul class="devices">
         {ownDevices.value.map((d) => (
           <li key={d.deviceId}>
-            {d.name} {d.current && <em>(this device)</em>}
-            {d.deviceId === waitingFor && <em>(waiting for it to come online)</em>}
-            {!d.current && <button onClick={() => confirm(`Remove “${d.name}”? It stops receiving messages at once.`) && void removeOwnDevice(d)}>Remove</button>}
+            <span>
+              {d.name} {d.current && <em>(this device)</em>}
+              {d.deviceId === waitingFor && <em>(waiting for it to come online)</em>}
+              <DeviceFacts d={d} />
+            </span>
+            {!d.current && (
+              <button aria-label={`Remove “${d.name}”, ID ${d.shortId}`} onClick={() => confirm(`Remove “${d.name}” (ID ${d.shortId})? It stops receiving messages at once.`) && void removeOwnDevice(d)}>
+                Remove
+              </button>
+            )}
           </li>
         ))}
       </ul>
+      <p class="hint">To tell which device is which, compare its ID with the one Settings shows under “This device” on that device. An ID never changes.</p>
       <Approve />
       <h3>Notifications</h3>
       <label class="check">
@@ -308,6 +346,7 @@ function SettingsPanel() {
         </select>
       </label>
       <h3>This device</h3>
+      <ThisDevice />
       <p class="hint">Logging out removes this device from your account and erases its keys and messages from this browser.</p>
       <button class="danger" disabled={erasing.value} onClick={() => void logOut(ownDevices.value)}>{erasing.value ? 'Logging out…' : 'Log out of this device'}</button>
       <h3>Storage</h3>
