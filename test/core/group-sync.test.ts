@@ -204,10 +204,11 @@ describe('removals crossing other changes', () => {
   // other's change and every state the other sends (`admit`: nothing is taken from a removed
   // member), so both count themselves in, each with a different group. Refusal depends on what
   // the receiver has already seen, so it is not a function of the message: the members' states
-  // are joins of different subsets of the changes, and no pass-on can cross the split. Taking
-  // changes by what their author had seen (admit by the sent state alone) converged in 1000
-  // seeds, but lets a removed member's client claim never to have heard of its removal; see the
-  // report on branch group-removals. Unskip once admission is decided.
+  // are joins of different subsets of the changes, and no pass-on can cross the split. A trial
+  // that took a change by its sent state alone (the sender counts themself in there) left no
+  // member disagreeing in 1000 random seeds with removals (one leave still missed), but it lets
+  // a removed member's client claim never to have heard of its removal, and changes what three
+  // tests here expect. Unskip once admission is decided.
   test.skip('two members alone removing each other at once: they agree on the group', async () => {
     const net = new Net();
     const [alice, bob] = [net.device('alice'), net.device('bob')];
