@@ -79,10 +79,17 @@ class Net {
     for (const r of queued) this.send(d, r.to, r.content);
   }
 
-  async settle(): Promise<void> {
+  /** Delivers until every inbox is empty; passing states on must end, so a storm fails instead of hanging. */
+  async settle(limit = 20_000): Promise<void> {
     for (let busy = true; busy; ) {
       busy = false;
-      for (const d of this.devices) while (d.inbox.length) (busy = true), await this.deliver(d);
+      for (const d of this.devices) {
+        while (d.inbox.length) {
+          if (--limit < 0) throw new Error('the devices keep passing states on: settle did not end');
+          busy = true;
+          await this.deliver(d);
+        }
+      }
     }
   }
 
@@ -173,6 +180,50 @@ describe('removals crossing other changes', () => {
     }
   });
 
+  test('removed while removing their remover: they learn from a member that they are out', async () => {
+    // Everyone hears alice's removal of bob first, so bob's removal of alice is refused. bob
+    // refuses alice's removal of him (alice is out as he knows the group): unless a member who
+    // refused his change tells him, he goes on counting himself in, with another group.
+    const { net, ds } = await three();
+    const [alice, bob, carol] = ds as [Device, Device, Device];
+    await net.change(alice, { action: 'remove', user: 'bob' });
+    await net.change(bob, { action: 'remove', user: 'alice' });
+    await net.settle();
+    const s = await Promise.all([alice, carol, ds[3]!].map((d) => net.state(d)));
+    for (const x of s) expect(g.same(x!, s[0]!)).toBe(true);
+    expect(s[0]!.members).toEqual(['alice', 'carol', 'dave']);
+    // bob keeps his refused removal of alice in his own state: he is out, and nobody takes it.
+    expect((await net.state(bob))!.members).toEqual(['carol', 'dave']);
+    expect((await net.row(bob))!.left).toBe(true);
+    expect(await lines(bob)).toContain('alice removed you');
+    expect((await net.row(carol))!.members).toEqual(['alice', 'dave']);
+  });
+
+  // KNOWN DIVERGENCE (smallest case of seeds 13, 14, ... of the random block with removals).
+  // Two members remove each other at once and no third member hears both: each refuses the
+  // other's change and every state the other sends (`admit`: nothing is taken from a removed
+  // member), so both count themselves in, each with a different group. Refusal depends on what
+  // the receiver has already seen, so it is not a function of the message: the members' states
+  // are joins of different subsets of the changes, and no pass-on can cross the split. A trial
+  // that took a change by its sent state alone (the sender counts themself in there) left no
+  // member disagreeing in 1000 random seeds with removals (one leave still missed), but it lets
+  // a removed member's client claim never to have heard of its removal, and changes what three
+  // tests here expect. Unskip once admission is decided.
+  test.skip('two members alone removing each other at once: they agree on the group', async () => {
+    const net = new Net();
+    const [alice, bob] = [net.device('alice'), net.device('bob')];
+    await net.create(alice, ['bob', 'carol']);
+    await net.deliver(bob);
+    await net.change(alice, { action: 'remove', user: 'carol' });
+    await net.deliver(bob);
+    await net.change(alice, { action: 'remove', user: 'bob' });
+    await net.change(bob, { action: 'remove', user: 'alice' });
+    await net.settle();
+    const [a, b] = [(await net.state(alice))!, (await net.state(bob))!];
+    // Whoever still counts themself in must hold the same group as the other.
+    if (a.members.includes('alice') && b.members.includes('bob')) expect(g.same(a, b)).toBe(true);
+  });
+
   test('a change by someone removed at the same moment: the remaining members agree on it', async () => {
     // alice removes bob while bob renames. Whether the rename counts depends on whether some
     // member took it before hearing of the removal (a removed member must not keep changing the
@@ -218,45 +269,72 @@ describe('who may change the group', () => {
   });
 });
 
-describe('random concurrent adds, leaves and renames, delivered in random interleavings', () => {
-  const USERS = ['alice', 'bob', 'carol', 'dave'];
-  // PETREL_GROUP_SEEDS=1000 runs more of them.
-  const seeds = Array.from({ length: Number(process.env.PETREL_GROUP_SEEDS ?? 16) }, (_, i) => i + 1);
+// PETREL_GROUP_SEEDS=1000 runs more of them.
+const seeds = Array.from({ length: Number(process.env.PETREL_GROUP_SEEDS ?? 16) }, (_, i) => i + 1);
 
-  test.each(seeds)('seed %i: every member ends with the same group, and whoever left stays out', async (seed) => {
-    const rnd = seeded(seed);
-    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
-    const net = new Net();
-    // alice has a second device: her two devices change the group at once too.
-    const devices = [...USERS.map((u) => net.device(u)), net.device('alice', 'alice-2')];
-    await net.create(devices[0]!, ['bob', 'carol']);
-    const leaves: { user: string; version: number }[] = [];
-    const adds: { user: string; sawLeave: number }[] = [];
-    let changes = 0;
-    for (let step = 0; step < 120 && changes < 14; step++) {
-      const d = pick(devices);
-      if (rnd() < 0.6) {
-        if (d.inbox.length) await net.deliver(d);
-        continue;
-      }
-      const s = await net.state(d);
-      if (!s?.members.includes(d.user)) continue;
-      const outsiders = USERS.filter((u) => !s.members.includes(u));
-      const r = rnd();
-      changes++;
-      if (r < 0.35 && outsiders.length) {
-        const user = pick(outsiders);
-        adds.push({ user, sawLeave: new Map(s.roster?.find((e) => e.user === user)?.out ?? []).get(user) ?? -1 });
-        await net.change(d, { action: 'add', user });
-      } else if (r < 0.55) leaves.push({ user: d.user, version: (await net.change(d, { action: 'leave' })).version });
-      else await net.change(d, { action: 'rename', name: `n${step}` });
+/**
+ * Up to 14 random changes by random members, deliveries interleaved at random; then every device
+ * still in the group must hold the same group, and whoever left or was removed stays out unless
+ * re-added by someone who had seen it. `removals`: members also remove each other.
+ */
+async function randomHistory(seed: number, removals: boolean): Promise<void> {
+  const USERS = ['alice', 'bob', 'carol', 'dave'];
+  const rnd = seeded(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
+  const net = new Net();
+  // alice has a second device: her two devices change the group at once too.
+  const devices = [...USERS.map((u) => net.device(u)), net.device('alice', 'alice-2')];
+  await net.create(devices[0]!, ['bob', 'carol']);
+  // Each leave (by === user) or removal, and each add with the removals its author had seen.
+  const outs: { user: string; by: string; version: number }[] = [];
+  const adds: { user: string; saw: Map<string, number> }[] = [];
+  let changes = 0;
+  for (let step = 0; step < 120 && changes < 14; step++) {
+    const d = pick(devices);
+    if (rnd() < 0.6) {
+      if (d.inbox.length) await net.deliver(d);
+      continue;
     }
-    await net.settle();
-    const states = await Promise.all(devices.map(async (d) => ({ d, s: await net.state(d) })));
-    const members = states.filter((x): x is { d: Device; s: GroupState } => !!x.s?.members.includes(x.d.user));
-    for (const { d, s } of members) expect(g.same(s, members[0]!.s), `${d.id} agrees with ${members[0]!.d.id}`).toBe(true);
-    for (const { s } of members) {
-      for (const l of leaves) if (!adds.some((a) => a.user === l.user && a.sawLeave >= l.version)) expect(s.members, `${l.user} left at ${l.version}`).not.toContain(l.user);
+    const s = await net.state(d);
+    if (!s?.members.includes(d.user)) continue;
+    const outsiders = USERS.filter((u) => !s.members.includes(u));
+    const others = s.members.filter((u) => u !== d.user);
+    const r = rnd();
+    changes++;
+    if (r < 0.35 && outsiders.length) {
+      const user = pick(outsiders);
+      const e = s.roster?.find((x) => x.user === user);
+      adds.push({ user, saw: new Map([...(e?.out ?? []), ...(e?.seen ?? [])].sort((x, y) => x[1] - y[1])) });
+      await net.change(d, { action: 'add', user });
+    } else if (r < (removals ? 0.5 : 0.55)) outs.push({ user: d.user, by: d.user, version: (await net.change(d, { action: 'leave' })).version });
+    else if (removals && r < 0.7 && others.length) {
+      const user = pick(others);
+      outs.push({ user, by: d.user, version: (await net.change(d, { action: 'remove', user })).version });
+    } else await net.change(d, { action: 'rename', name: `n${step}` });
+  }
+  await net.settle();
+  const states = await Promise.all(devices.map(async (d) => ({ d, s: await net.state(d) })));
+  const members = states.filter((x): x is { d: Device; s: GroupState } => !!x.s?.members.includes(x.d.user));
+  for (const { d, s } of members) expect(g.same(s, members[0]!.s), `${d.id} agrees with ${members[0]!.d.id}`).toBe(true);
+  // A removal by someone removed at the same moment may be refused everywhere (a removed member
+  // must not keep changing the group): only removals by someone nobody removed must count.
+  const wasRemoved = new Set(outs.filter((o) => o.by !== o.user).map((o) => o.user));
+  for (const { s } of members) {
+    for (const o of outs) {
+      if (o.by !== o.user && wasRemoved.has(o.by)) continue;
+      if (!adds.some((a) => a.user === o.user && (a.saw.get(o.by) ?? -1) >= o.version)) expect(s.members, `${o.user} ${o.by === o.user ? 'left' : `removed by ${o.by}`} at ${o.version}`).not.toContain(o.user);
     }
-  });
+  }
+}
+
+describe('random concurrent adds, leaves and renames, delivered in random interleavings', () => {
+  test.each(seeds)('seed %i: every member ends with the same group, and whoever left stays out', (seed) => randomHistory(seed, false));
+});
+
+// KNOWN DIVERGENCE: with removals, about 9% of seeds end with members who count themselves in
+// holding different groups (first failing seeds: 13, 14, 20, 29, 43); the smallest case is
+// 'two members alone removing each other at once' above. Skipped until admission is decided;
+// PETREL_GROUP_REMOVALS=1 runs it.
+describe.skipIf(!process.env.PETREL_GROUP_REMOVALS)('random concurrent adds, leaves, removals and renames, delivered in random interleavings', () => {
+  test.each(seeds)('seed %i: every member ends with the same group, and whoever left or was removed stays out', (seed) => randomHistory(seed, true));
 });
