@@ -204,12 +204,7 @@ async function applyGroup(ctx: Ctx, tx: WriteTx, m: Incoming, b: Extract<Body, {
   if (!taken) {
     // Refused: a change its sender made not knowing they were out. A member who took it
     // before hearing of the removal must learn of the removal to pass the change on to us.
-    if (before?.members.includes(me) && !groupState.same(groupState.merge(before, theirs), before)) {
-      // The sender too, once, for a change of their own: they may have refused their removal
-      // (from someone they had removed at the same time) and must learn it from a member.
-      const toSender = b.action !== 'merge' && groupState.removed(before.roster?.find((e) => e.user === m.sender)) && theirs.members.includes(m.sender);
-      await passOn(ctx, tx, before, before, out, toSender ? [...before.members.filter((u) => u !== me), m.sender] : undefined);
-    }
+    if (before?.members.includes(me) && !groupState.same(groupState.merge(before, theirs), before)) await passOn(ctx, tx, before, before, out);
     return;
   }
   const after = before ? groupState.merge(before, taken) : taken;
