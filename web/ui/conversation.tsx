@@ -93,7 +93,7 @@ function Open({ conv }: { conv: ConversationRow }) {
     const el = listRef.current!;
     el.scrollTop = el.scrollHeight;
     // The button goes away: focus the newest message rather than lose focus.
-    (el.querySelector<HTMLElement>(':scope > .bubble:last-of-type') ?? el).focus();
+    ([...el.querySelectorAll<HTMLElement>(':scope > .bubble')].at(-1) ?? el).focus();
   };
 
   const who = typing.value[conv.id] ?? [];
