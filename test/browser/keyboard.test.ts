@@ -291,6 +291,19 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await focusIsOn(field);
     await b.keyboard.press('Escape');
     await focusIsOn(b.getByRole('button', { name: 'New chat', exact: true }));
+  }, 60_000);
+
+  test('removing a group member (after its dialog) leaves focus in the panel, not on the page', async () => {
+    await press(a.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Harbour crew/ }));
+    await a.getByRole('heading', { name: 'Harbour crew' }).waitFor();
+    await press(a.getByRole('button', { name: 'Group info' }));
+    const panel = a.getByRole('complementary', { name: 'Group info' });
+    a.once('dialog', (d) => void d.accept());
+    await press(panel.getByRole('button', { name: `Remove ${carol}` }));
+    await expect.poll(() => panel.getByRole('button', { name: `Remove ${carol}` }).count(), { timeout: 15_000 }).toBe(0);
+    await focusIsOn(panel.getByRole('heading', { name: 'Group info' }));
+    await a.keyboard.press('Escape');
+    await focusIsOn(a.getByRole('button', { name: 'Group info' }));
     expect(lab.problems.filter((p) => !/net::ERR|Failed to load resource|404/.test(p))).toEqual([]);
   }, 60_000);
 });

@@ -9,6 +9,8 @@ import { VerifiedMark } from './marks.tsx';
 import { act, connection, contacts, currentConversation, engine, erasing, eraseDevice, me, openConversation, panel, pending, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
 
 const close = () => (panel.value = { kind: 'none' });
+/** Before a row goes away with the button that was pressed (a member, a device): focus the panel's heading. */
+const toHeading = (e: Event) => (e.currentTarget as HTMLElement).closest('.panel')?.querySelector<HTMLElement>('h2')?.focus();
 
 /**
  * A side panel, named by its title. Opening it moves focus into it — a form's first field, an
@@ -114,7 +116,7 @@ function GroupInfo() {
               <button class="link" onClick={() => (panel.value = { kind: 'contact', user: m })}>{m}</button>
               {contacts.value[m]?.verified && <VerifiedMark user={m} />}
             </span>
-            <button onClick={() => confirm(`Remove ${m} from the group?`) && void act(() => engine.value!.removeMember(conv.id, m))} aria-label={`Remove ${m}`}>Remove</button>
+            <button onClick={(e) => confirm(`Remove ${m} from the group?`) && (toHeading(e), void act(() => engine.value!.removeMember(conv.id, m)))} aria-label={`Remove ${m}`}>Remove</button>
           </li>
         ))}
       </ul>
@@ -309,7 +311,7 @@ function SettingsPanel() {
               <DeviceFacts d={d} />
             </span>
             {!d.current && (
-              <button aria-label={`Remove “${d.name}”, ID ${d.shortId}`} onClick={() => confirm(`Remove “${d.name}” (ID ${d.shortId})? It stops receiving messages at once.`) && void removeOwnDevice(d)}>
+              <button aria-label={`Remove “${d.name}”, ID ${d.shortId}`} onClick={(e) => confirm(`Remove “${d.name}” (ID ${d.shortId})? It stops receiving messages at once.`) && (toHeading(e), void removeOwnDevice(d))}>
                 Remove
               </button>
             )}
