@@ -1,4 +1,5 @@
 /** The app shell: welcome screen, or the conversation list + conversation + panel, with banners. */
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import { Chats } from './chats.tsx';
 import { Conversation } from './conversation.tsx';
 import { reloadPending, reloadSafely } from './drafts.ts';
@@ -20,15 +21,27 @@ export function App() {
 /**
  * What just happened, in words (state.ts's say). Signed in, it is a row of the shell's layout
  * rather than an overlay: a floating toast sat on the composer's buttons for up to 8 seconds.
- * Dismissable, since an error stays a while.
+ * Dismissable, since an error stays a while. The two live regions are always there, so screen
+ * readers announce what appears in them (errors at once, the rest politely); focus never moves
+ * to a toast, and leaves it for where it came from when the toast goes.
  */
 function Toast({ floating = false }: { floating?: boolean }) {
   const t = toast.value;
-  if (!t) return null;
-  return (
-    <div class={`toast ${t.kind}${floating ? ' floating' : ''}`} role={t.kind === 'error' ? 'alert' : 'status'}>
+  const ref = useRef<HTMLDivElement>(null);
+  const from = useRef<HTMLElement | null>(null);
+  useLayoutEffect(() => {
+    if (!t && document.activeElement === document.body && from.current?.isConnected) from.current.focus();
+  }, [t]);
+  const shown = t && (
+    <div class={`toast ${t.kind}${floating ? ' floating' : ''}`}>
       <span>{t.text}</span>
       <button onClick={() => (toast.value = null)} aria-label="Dismiss message">✕</button>
+    </div>
+  );
+  return (
+    <div class="toasts" ref={ref} onFocusIn={(e) => ref.current!.contains(e.relatedTarget as Node) || (from.current = e.relatedTarget as HTMLElement | null)}>
+      <div role="status">{t?.kind === 'info' && shown}</div>
+      <div role="alert">{t?.kind === 'error' && shown}</div>
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { type Signal, useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { drafts, setDraft, uploading } from './drafts.ts';
-import { act, engine } from './state.ts';
+import { act, engine, showNewest } from './state.ts';
 
 export const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🙏', '🎉', '🔥', '👀', '✅'];
 const TYPING_EVERY_MS = 4000;
@@ -24,11 +24,14 @@ export function Composer({ conv, replyTo, editing }: { conv: ConversationRow; re
   useEffect(() => {
     editText.value = editing.value?.text ?? '';
   }, [editing.value]);
+  // Reply or Edit (buttons on a message): the words go here next.
+  useEffect(() => void ((replyTo.value || editing.value) && box.current?.focus()), [replyTo.value, editing.value]);
 
   const cancel = () => {
     replyTo.value = null;
     editing.value = null;
     editText.value = '';
+    box.current?.focus(); // the ✕ that was pressed goes away
   };
   const send = async (ev?: Event) => {
     ev?.preventDefault();
@@ -46,6 +49,8 @@ export function Composer({ conv, replyTo, editing }: { conv: ConversationRow; re
     // On failure the text comes back, so nothing typed is lost.
     if (!(await act(() => e.send(conv.id, text, r ? { replyTo: r.key } : {})))) setDraft(conv.id, text);
     e.typing(conv.id, false);
+    await showNewest(); // scrolled far back: one's own message is at the newest end
+
   };
   const attach = async (input: HTMLInputElement) => {
     const file = input.files?.[0];

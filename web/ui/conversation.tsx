@@ -6,13 +6,16 @@
  *
  * Keyboard: the message list is one tab stop; arrow keys move between messages (Home/End to
  * the ends), and Tab from a message reaches its actions, which are shown while it has focus.
+ * Opening a conversation shows its newest message; one arriving while the reader is further up
+ * does not move the view but offers a "new messages" button. Messages from others are read out
+ * once, as they arrive, from a polite log region.
  */
 import { type Signal, useSignal } from '@preact/signals';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { Composer, EMOJI } from './composer.tsx';
 import { VerifiedMark } from './marks.tsx';
-import { act, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, typing } from './state.ts';
+import { act, arrived, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, showNewest, takeFocusRequest, typing } from './state.ts';
 
 /**
  * Status marks. Delivered and read once differed only by shade: read also says so in a word.
@@ -48,19 +51,55 @@ function Open({ conv }: { conv: ConversationRow }) {
   const replyTo = useSignal<MessageView | null>(null);
   const editing = useSignal<MessageView | null>(null);
   const atBottom = useRef(true);
+  const section = useRef<HTMLElement>(null);
+  /** Messages from others that arrived out of view (scrolled up), for the "new messages" button. */
+  const unseen = useSignal(0);
+  const lastKey = useRef<string | undefined>(undefined);
+  const heard = useRef(0);
 
+  // Focus: into the composer when opened from a panel, or when what had focus is gone or hidden
+  // (on a phone the list makes way); on leaving, back to this conversation's row in the list.
+  useLayoutEffect(() => {
+    const a = document.activeElement as HTMLElement | null;
+    const s = section.current!;
+    if (takeFocusRequest() || !a || a === document.body || !a.checkVisibility()) (s.querySelector<HTMLElement>('.composer textarea') ?? listRef.current)?.focus();
+    return () => {
+      const a = document.activeElement;
+      if (a === document.body || s.contains(a)) document.querySelector<HTMLElement>(`.chats [data-id="${CSS.escape(conv.id)}"]`)?.focus();
+    };
+  }, []);
   useEffect(() => {
     const el = listRef.current;
-    if (el && atBottom.current && !hasNewer.value) el.scrollTop = el.scrollHeight;
+    const last = messages.value.at(-1);
+    const sent = last && last.key !== lastKey.current && lastKey.current !== undefined && last.from === me.value?.username;
+    lastKey.current = last?.key;
+    // The reader's own message always shows; others' only if they were at the bottom already.
+    if (el && (atBottom.current || sent) && !hasNewer.value) {
+      el.scrollTop = el.scrollHeight;
+      atBottom.current = true;
+    }
   }, [messages.value]);
+  useEffect(() => {
+    const n = arrived.value.length - heard.current;
+    heard.current = arrived.value.length;
+    if (n > 0 && (!atBottom.current || hasNewer.value)) unseen.value += n;
+  }, [arrived.value]);
   usePager(listRef, topRef, hasOlder.value, 'first', loadOlder, () => (atBottom.current = false));
   usePager(listRef, bottomRef, hasNewer.value, 'last', loadNewer);
+  const toNewest = async () => {
+    await showNewest();
+    atBottom.current = true;
+    unseen.value = 0;
+    const el = listRef.current!;
+    el.scrollTop = el.scrollHeight;
+    // The button goes away: focus the newest message rather than lose focus.
+    ([...el.querySelectorAll<HTMLElement>(':scope > .bubble')].at(-1) ?? el).focus();
+  };
 
   const who = typing.value[conv.id] ?? [];
-  const lastIn = hasNewer.value ? undefined : [...messages.value].reverse().find((m) => m.from !== me.value?.username && !m.system);
   let lastDay = '';
   return (
-    <section class="conversation" aria-label={`Conversation with ${conv.title}`}>
+    <section class="conversation" aria-label={`Conversation with ${conv.title}`} ref={section}>
       <header class="conv-head">
         <button class="back" onClick={() => void openConversation(null)} aria-label="Back to conversations">←</button>
         <div class="conv-title">
@@ -72,7 +111,10 @@ function Open({ conv }: { conv: ConversationRow }) {
       </header>
       {conv.keyWarning && <KeyWarning conv={conv} />}
       <ol class="messages" ref={listRef} tabIndex={0} aria-label="Messages" aria-describedby="messages-help" onKeyDown={moveFocus}
-        onScroll={(e) => (atBottom.current = e.currentTarget.scrollTop + e.currentTarget.clientHeight >= e.currentTarget.scrollHeight - 40)}>
+        onScroll={(e) => {
+          atBottom.current = e.currentTarget.scrollTop + e.currentTarget.clientHeight >= e.currentTarget.scrollHeight - 40;
+          if (atBottom.current && !hasNewer.value) unseen.value = 0;
+        }}>
         <li ref={topRef} class="top-sentinel">{hasOlder.value ? <button onClick={() => void loadOlder()}>Load earlier messages</button> : messages.value.length ? <span>Beginning of the conversation</span> : null}</li>
         {messages.value.length === 0 && <li class="empty">No messages yet. Say hello — only the people in this conversation can read it.</li>}
         {messages.value.map((m) => {
@@ -83,8 +125,11 @@ function Open({ conv }: { conv: ConversationRow }) {
         <li ref={bottomRef} class="bottom-sentinel">{hasNewer.value ? <button onClick={() => void loadNewer()}>Load newer messages</button> : null}</li>
       </ol>
       <p id="messages-help" class="visually-hidden">Arrow keys move between messages; Tab reaches the actions of the selected message.</p>
-      {/* Screen readers hear arriving messages once, not the whole list again after each page load. */}
-      <p class="visually-hidden" aria-live="polite">{lastIn ? `${lastIn.from}: ${lastIn.deleted ? 'deleted a message' : lastIn.text}` : ''}</p>
+      {unseen.value > 0 && <button class="new-below" onClick={() => void toNewest()}>{unseen.value} new message{unseen.value > 1 ? 's' : ''} <span aria-hidden="true">↓</span></button>}
+      {/* Screen readers hear arriving messages once each, not the whole list again after each page load. */}
+      <div class="visually-hidden" role="log" aria-live="polite" aria-label="New messages">
+        {arrived.value.slice(-3).map((m) => <p key={m.key}>{m.from}: {m.text || (m.attachment ? `sent ${m.attachment.name}` : '')}</p>)}
+      </div>
       <p class="typing" aria-live="polite">{who.length ? `${who.join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : ''}</p>
       {connection.value === 'removed' ? (
         <p class="banner">This device was removed from your account: it can no longer send messages.</p>
@@ -159,6 +204,9 @@ function moveFocus(e: KeyboardEvent): void {
   next.scrollIntoView({ block: 'nearest' });
 }
 
+/** Before a control goes away (its message deleted, a picker closed, sent again): focus its message. */
+const toBubble = (e: Event) => (e.currentTarget as HTMLElement).closest<HTMLElement>('.bubble')?.focus();
+
 function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: ConversationRow; onReply: () => void; onEdit: () => void }) {
   const mine = m.from === me.value?.username;
   const picking = useSignal(false);
@@ -186,7 +234,7 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
         // Sent again under the same id (engine.retry), so nobody who got it after all sees it twice.
         <span class="not-sent">
           <span aria-hidden="true">⚠</span> Not sent
-          <button onClick={() => void act(() => engine.value!.retry(conv.id, m.key))} aria-label="Retry sending this message">Retry</button>
+          <button onClick={(e) => (toBubble(e), void act(() => engine.value!.retry(conv.id, m.key)))} aria-label="Retry sending this message">Retry</button>
         </span>
       )}
       {Object.keys(m.reactions).length > 0 && (
@@ -199,7 +247,7 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
           <button onClick={onReply} aria-label="Reply">↩</button>
           <button onClick={() => (picking.value = !picking.value)} aria-label="React" aria-expanded={picking.value}>☺</button>
           {mine && <button onClick={onEdit} aria-label="Edit">✎</button>}
-          {mine && <button onClick={() => confirm('Delete this message for everyone?') && void act(() => engine.value!.deleteForEveryone(conv.id, m.key))} aria-label="Delete for everyone">✕</button>}
+          {mine && <button onClick={(e) => confirm('Delete this message for everyone?') && (toBubble(e), void act(() => engine.value!.deleteForEveryone(conv.id, m.key)))} aria-label="Delete for everyone">✕</button>}
         </span>
       )}
       {picking.value && <Reactions m={m} conv={conv} open={picking} />}
@@ -212,7 +260,7 @@ function Reactions({ m, conv, open }: { m: MessageView; conv: ConversationRow; o
   return (
     <span class="picker" role="group" aria-label="React with">
       {EMOJI.map((e) => (
-        <button key={e} aria-pressed={mineNow === e} onClick={() => ((open.value = false), void act(() => engine.value!.react(conv.id, m.key, mineNow === e ? '' : e)))}>{e}</button>
+        <button key={e} aria-label={`React with ${e}`} aria-pressed={mineNow === e} onClick={(ev) => (toBubble(ev), (open.value = false), void act(() => engine.value!.react(conv.id, m.key, mineNow === e ? '' : e)))}>{e}</button>
       ))}
     </span>
   );

@@ -9,25 +9,30 @@ import { VerifiedMark } from './marks.tsx';
 import { act, connection, contacts, currentConversation, engine, erasing, eraseDevice, me, openConversation, panel, pending, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
 
 const close = () => (panel.value = { kind: 'none' });
+/** Before a row goes away with the button that was pressed (a member, a device): focus the panel's heading. */
+const toHeading = (e: Event) => (e.currentTarget as HTMLElement).closest('.panel')?.querySelector<HTMLElement>('h2')?.focus();
 
 /**
- * A side panel. Opening it moves focus into it (the first field, else its heading), so keyboard
- * and screen-reader users land where the new content is; Escape or Close hands focus back to
- * whatever opened it.
+ * A side panel, named by its title. Opening it moves focus into it — a form's first field, an
+ * information panel's heading — so keyboard and screen-reader users land where the new content
+ * is; Escape or Close hands focus back to whatever opened it (if focus is still in the panel: a
+ * conversation opened from it takes focus itself, see conversation.tsx).
  */
-function Panel({ title, children }: { title: string; children: preact.ComponentChildren }) {
+function Panel({ title, label = title, form = false, children }: { title: string; label?: string; form?: boolean; children: preact.ComponentChildren }) {
   const ref = useRef<HTMLElement>(null);
   // Layout effect: focus moves before the next keystroke can land in the element left behind.
   useLayoutEffect(() => {
     const opener = document.activeElement as HTMLElement | null;
-    const first = ref.current?.querySelector<HTMLElement>('input:not([type=checkbox]), textarea, select') ?? ref.current?.querySelector<HTMLElement>('h2');
-    first?.focus();
+    ((form && ref.current?.querySelector<HTMLElement>('input, textarea')) || ref.current?.querySelector<HTMLElement>('h2'))?.focus();
     return () => {
-      if (opener?.isConnected) opener.focus();
+      const a = document.activeElement;
+      if (a && a !== document.body && !ref.current?.contains(a)) return;
+      // The opener may be gone (a conversation removed from the list): then the list.
+      (opener?.isConnected ? opener : document.querySelector<HTMLElement>('.chats [tabindex="0"], .chats input'))?.focus();
     };
   }, []);
   return (
-    <aside class="panel" aria-label={title} ref={ref} onKeyDown={(e) => e.key === 'Escape' && close()}>
+    <aside class="panel" aria-label={label} ref={ref} onKeyDown={(e) => e.key === 'Escape' && close()}>
       <header>
         <h2 tabIndex={-1}>{title}</h2>
         <button onClick={close} aria-label="Close">✕</button>
@@ -50,13 +55,13 @@ export function Panels() {
 function NewChat() {
   const name = useSignal('');
   return (
-    <Panel title="New chat">
+    <Panel title="New chat" form>
       <form onSubmit={async (e) => {
         e.preventDefault();
         const id = await act(() => engine.value!.openDirect(name.value.trim()));
         if (id) {
           await refreshConversations();
-          await openConversation(id);
+          await openConversation(id, true);
         }
       }}>
         <label>Username<input required value={name.value} onInput={(e) => (name.value = e.currentTarget.value)} /></label>
@@ -70,14 +75,14 @@ function NewGroup() {
   const name = useSignal('');
   const members = useSignal('');
   return (
-    <Panel title="New group">
+    <Panel title="New group" form>
       <form onSubmit={async (e) => {
         e.preventDefault();
         const list = members.value.split(/[\s,]+/).filter(Boolean);
         const id = await act(() => engine.value!.createGroup(name.value, list));
         if (id) {
           await refreshConversations();
-          await openConversation(id);
+          await openConversation(id, true);
         }
       }}>
         <label>Group name<input required maxLength={128} value={name.value} onInput={(e) => (name.value = e.currentTarget.value)} /></label>
@@ -111,7 +116,7 @@ function GroupInfo() {
               <button class="link" onClick={() => (panel.value = { kind: 'contact', user: m })}>{m}</button>
               {contacts.value[m]?.verified && <VerifiedMark user={m} />}
             </span>
-            <button onClick={() => confirm(`Remove ${m} from the group?`) && void act(() => engine.value!.removeMember(conv.id, m))} aria-label={`Remove ${m}`}>Remove</button>
+            <button onClick={(e) => confirm(`Remove ${m} from the group?`) && (toHeading(e), void act(() => engine.value!.removeMember(conv.id, m)))} aria-label={`Remove ${m}`}>Remove</button>
           </li>
         ))}
       </ul>
@@ -151,7 +156,7 @@ function Contact({ user }: { user: string }) {
     return engine.value!.on((e) => void (e.type === 'key-changed' && e.user === user && load()));
   }, [user]);
   return (
-    <Panel title={user}>
+    <Panel title={user} label={`Contact info: ${user}`}>
       <h3>Safety number</h3>
       {sn.value ? (
         <>
@@ -306,7 +311,7 @@ function SettingsPanel() {
               <DeviceFacts d={d} />
             </span>
             {!d.current && (
-              <button aria-label={`Remove “${d.name}”, ID ${d.shortId}`} onClick={() => confirm(`Remove “${d.name}” (ID ${d.shortId})? It stops receiving messages at once.`) && void removeOwnDevice(d)}>
+              <button aria-label={`Remove “${d.name}”, ID ${d.shortId}`} onClick={(e) => confirm(`Remove “${d.name}” (ID ${d.shortId})? It stops receiving messages at once.`) && (toHeading(e), void removeOwnDevice(d))}>
                 Remove
               </button>
             )}

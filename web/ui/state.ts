@@ -29,6 +29,15 @@ export const messages = signal<MessageView[]>([]);
 export const hasOlder = signal(false);
 /** The window was scrolled back far enough that the newest messages were dropped from it. */
 export const hasNewer = signal(false);
+/** Messages from others that arrived in the open conversation since it was opened (newest last). */
+export const arrived = signal<readonly MessageView[]>([]);
+/** The next conversation shown takes focus into its composer (it was opened from a panel). */
+let focusWanted = false;
+export function takeFocusRequest(): boolean {
+  const w = focusWanted;
+  focusWanted = false;
+  return w;
+}
 export const connection = signal<ConnectionState>('offline');
 export const online = signal(typeof navigator === 'undefined' ? true : navigator.onLine);
 export const pending = signal(0);
@@ -87,16 +96,28 @@ export function isVerified(conv: ConversationRow): boolean {
   return conv.kind === 'direct' && !!contacts.value[conv.title]?.verified;
 }
 
-export async function openConversation(id: string | null): Promise<void> {
+export async function openConversation(id: string | null, takeFocus = false): Promise<void> {
+  focusWanted = takeFocus;
   current.value = id;
   panel.value = { kind: 'none' };
   messages.value = [];
+  arrived.value = [];
   if (!id || !engine.value) return;
   const page = await engine.value.messages(id, { limit: PAGE });
   messages.value = page;
   hasOlder.value = page.length === PAGE;
   hasNewer.value = false;
   if (currentConversation.value?.unread) void act(() => engine.value!.markRead(id));
+}
+
+/** Back to the newest page (after scrolling far back: the "new messages" button, a send). */
+export async function showNewest(): Promise<void> {
+  const id = current.value;
+  if (!id || !engine.value || !hasNewer.value) return;
+  const page = await engine.value.messages(id, { limit: PAGE });
+  messages.value = page;
+  hasOlder.value = page.length === PAGE;
+  hasNewer.value = false;
 }
 
 /** Loads the page before the oldest shown message (scroll-back without loading everything). */
@@ -165,6 +186,10 @@ export function handleEvent(e: EngineEvent): void {
       void refreshConversations();
       if (e.conversation === current.value) {
         void reloadCurrent();
+        if (e.type === 'messages') {
+          const theirs = e.messages.filter((m) => m.from !== me.value?.username && !m.system);
+          if (theirs.length) arrived.value = [...arrived.value, ...theirs].slice(-20);
+        }
         if (e.type === 'messages' && document.visibilityState === 'visible' && e.messages.some((m) => m.from !== me.value?.username && !m.system)) {
           void act(() => engine.value!.markRead(e.conversation));
         }
