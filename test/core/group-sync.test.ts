@@ -182,9 +182,10 @@ describe('removals crossing other changes', () => {
 
   // KNOWN GAP: bob goes on counting himself in. A fix was tried (a member refusing a removed
   // member's own change sends them its state) and not kept: any removed member could then read
-  // the group's current members and name at will by sending changes. Unskip once a removed
-  // member is told only of their own removal.
-  test.skip('removed while removing their remover: they learn from a member that they are out', async () => {
+  // the group's current members and name at will by sending changes. Once a removed
+  // member is told only of their own removal. Expected to fail until then (test.fails: vitest
+  // says so the day it passes).
+  test.fails('removed while removing their remover: they learn from a member that they are out', async () => {
     // Everyone hears alice's removal of bob first, so bob's removal of alice is refused. bob
     // refuses alice's removal of him (alice is out as he knows the group): unless a member who
     // refused his change tells him, he goes on counting himself in, with another group.
@@ -212,8 +213,8 @@ describe('removals crossing other changes', () => {
   // that took a change by its sent state alone (the sender counts themself in there) left no
   // member disagreeing in 1000 random seeds with removals (one leave still missed), but it lets
   // a removed member's client claim never to have heard of its removal, and changes what three
-  // tests here expect. Unskip once admission is decided.
-  test.skip('two members alone removing each other at once: they agree on the group', async () => {
+  // tests here expect. Expected to fail until admission is decided (test.fails).
+  test.fails('two members alone removing each other at once: they agree on the group', async () => {
     const net = new Net();
     const [alice, bob] = [net.device('alice'), net.device('bob')];
     await net.create(alice, ['bob', 'carol']);
@@ -336,9 +337,13 @@ describe('random concurrent adds, leaves and renames, delivered in random interl
 });
 
 // KNOWN DIVERGENCE: with removals, about 9% of seeds end with members who count themselves in
-// holding different groups (first failing seeds: 13, 14, 20, 29, 43); the smallest case is
-// 'two members alone removing each other at once' above. Skipped until admission is decided;
-// PETREL_GROUP_REMOVALS=1 runs it.
-describe.skipIf(!process.env.PETREL_GROUP_REMOVALS)('random concurrent adds, leaves, removals and renames, delivered in random interleavings', () => {
-  test.each(seeds)('seed %i: every member ends with the same group, and whoever left or was removed stays out', (seed) => randomHistory(seed, true));
+// holding different groups; the smallest case is 'two members alone removing each other at once'
+// above. The seeds that diverge today are expected to fail (test.fails), so removals are covered on
+// every run and a change that mends them (or breaks another seed) shows. PETREL_GROUP_SEEDS=1000
+// runs more: their failures are the same divergence.
+const DIVERGING = new Set([13, 14, 20, 29, 43]);
+describe('random concurrent adds, leaves, removals and renames, delivered in random interleavings', () => {
+  const name = 'seed %i: every member ends with the same group, and whoever left or was removed stays out';
+  test.each(seeds.filter((s) => !DIVERGING.has(s)))(name, (seed) => randomHistory(seed, true));
+  test.fails.each(seeds.filter((s) => DIVERGING.has(s)))(`${name} (known divergence)`, (seed) => randomHistory(seed, true));
 });
