@@ -11,17 +11,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeLinkCode, generateDevice, ready, systemRng } from '../../crypto/index.ts';
 import { toB64 } from '../../web/core/b64.ts';
 import { uniqueName } from '../relay/harness.ts';
-import { announceChromium, hasChromium, type Lab, shot, startLab } from './harness.ts';
+import { announceChromium, enter, hasChromium, type Lab, shot, startLab } from './harness.ts';
 
 announceChromium('app.test.ts');
 
-async function register(page: Page, name: string, password = 'a long password') {
-  await page.getByRole('tab', { name: 'Create account' }).click();
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('navigation', { name: 'Conversations' }).waitFor();
-}
+const register = (page: Page, name: string) => enter(page, 'Create account', name);
 
 async function openChat(page: Page, title: string) {
   // On a phone-sized window the list is hidden while a conversation is open.

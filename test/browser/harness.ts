@@ -96,6 +96,18 @@ export async function persistentProfile(): Promise<{ context: BrowserContext; cl
   };
 }
 
+/** The browser tests' accounts' password. */
+export const PASSWORD = 'a long password';
+
+/** Creates an account or logs in from the welcome screen; resolves once the chat list shows. */
+export async function enter(page: Page, tab: 'Create account' | 'Log in', name: string, password = PASSWORD): Promise<void> {
+  await page.getByRole('tab', { name: tab }).click();
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: tab }).click();
+  await page.getByRole('navigation', { name: 'Conversations' }).waitFor({ timeout: 30_000 });
+}
+
 export async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }

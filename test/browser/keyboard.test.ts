@@ -7,17 +7,11 @@
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
-import { announceChromium, hasChromium, type Lab, shot, startLab, unnamedControls } from './harness.ts';
+import { announceChromium, enter, hasChromium, type Lab, shot, startLab, unnamedControls } from './harness.ts';
 
 announceChromium('keyboard.test.ts');
 
-async function register(page: Page, name: string) {
-  await page.getByRole('tab', { name: 'Create account' }).click();
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password').fill('a long password');
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('navigation', { name: 'Conversations' }).waitFor();
-}
+const register = (page: Page, name: string) => enter(page, 'Create account', name);
 
 /** Whether focus is on (or inside) what the locator finds. */
 const holds = (l: Locator) => l.evaluate((el) => el.contains(document.activeElement));

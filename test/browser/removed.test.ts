@@ -6,19 +6,10 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
-import { announceChromium, hasChromium, type Lab, shot, startLab, unnamedControls } from './harness.ts';
+import { announceChromium, enter, hasChromium, type Lab, shot, startLab, unnamedControls } from './harness.ts';
 
 announceChromium('removed.test.ts');
 
-const PASSWORD = 'a long password';
-
-async function enter(page: Page, tab: 'Create account' | 'Log in', name: string) {
-  await page.getByRole('tab', { name: tab }).click();
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: tab }).click();
-  await page.getByRole('navigation', { name: 'Conversations' }).waitFor({ timeout: 30_000 });
-}
 
 /** What the app's database holds, per object store (the wrapping key's store left out). */
 function storedRows(page: Page): Promise<Record<string, number>> {
