@@ -24,10 +24,12 @@ export interface RelayProcessOptions {
   /** postgres://... ; without it, PGlite in a fresh temporary data directory. */
   readonly databaseUrl?: string;
   readonly env?: Record<string, string>;
+  /** Node flags for the relay process (before any in PETREL_RELAY_NODE_ARGS). */
+  readonly nodeArgs?: readonly string[];
 }
 
-function start(env: Record<string, string>, logs: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...(process.env.PETREL_RELAY_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'relay/server.ts'], {
+function start(env: Record<string, string>, logs: string[], nodeArgs: readonly string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [...nodeArgs, ...(process.env.PETREL_RELAY_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'relay/server.ts'], {
     env: { ...process.env, HOST: '127.0.0.1', PETREL_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -49,7 +51,8 @@ export async function spawnRelay(o: RelayProcessOptions = {}): Promise<RelayProc
   const dataDir = o.databaseUrl ? undefined : mkdtempSync(join(tmpdir(), 'petrel-relay-'));
   const logs: string[] = [];
   const env: Record<string, string> = { PORT: '0', ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : { PETREL_DATA_DIR: dataDir! }), ...o.env };
-  const first = await start(env, logs);
+  const nodeArgs = o.nodeArgs ?? [];
+  const first = await start(env, logs, nodeArgs);
   const stopped = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
   const p: RelayProcess = {
     url: `http://127.0.0.1:${first.port}`,
@@ -62,7 +65,7 @@ export async function spawnRelay(o: RelayProcessOptions = {}): Promise<RelayProc
     },
     async restart() {
       await p.kill('SIGTERM');
-      p.child = (await start({ ...env, PORT: String(first.port) }, logs)).child;
+      p.child = (await start({ ...env, PORT: String(first.port) }, logs, nodeArgs)).child;
     },
     async close() {
       await p.kill('SIGTERM');
