@@ -36,6 +36,7 @@ import * as v from 'valibot';
 import { accounts, devices, prekeys, submissions } from '../db/schema.ts';
 import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
 import { ApiError } from '../errors.ts';
+import { errorFields } from '../log.ts';
 import { readInbox, recordJson } from '../inbox/reader.ts';
 import { deviceAuth, type DeviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
 import type { RelayConfig } from '../config.ts';
@@ -173,8 +174,15 @@ type DeviceRow = { username: string; id: number | null; key: string | null; reac
  * process's is seen within DEVICE_CACHE_MS. Either way a device added, or come online, at that
  * moment may miss a message, as it may with no cache (the check runs before the write); a removed
  * device never gets one (the writer re-checks under its row lock).
+ *
+ * An entry older than DEVICE_CACHE_MS but not DEVICE_CACHE_STALE_MS is still used, and read again
+ * in the background (stale while revalidate): waiting for that read put every submission for the
+ * user behind one query on the shared pool, once a second per user — under load the slowest
+ * deliveries of each second. So another process's change is seen once that read returns (about a
+ * second); an entry past DEVICE_CACHE_STALE_MS (a user not written to for a while) is read first.
  */
 const DEVICE_CACHE_MS = 1000;
+const DEVICE_CACHE_STALE_MS = 5000;
 interface DeviceCache {
   readonly rows: Map<string, { rows: DeviceRow[]; at: number }>;
   /** Lookups under way: every submission that needs a user meanwhile waits for the same one
@@ -196,48 +204,54 @@ async function activeDeviceRows(s: RelayServices, users: readonly string[]): Pro
   const out: DeviceRow[] = [];
   const waits = new Set<Promise<DeviceRow[]>>();
   const missing: string[] = [];
+  const stale: string[] = [];
   for (const u of users) {
     const hit = cache.rows.get(u);
     if (hit && now - hit.at < DEVICE_CACHE_MS) out.push(...hit.rows);
-    else {
+    else if (hit && now - hit.at < DEVICE_CACHE_STALE_MS) {
+      out.push(...hit.rows);
+      if (!cache.loading.has(u)) stale.push(u);
+    } else {
       const loading = cache.loading.get(u);
       if (loading) waits.add(loading);
       else missing.push(u);
     }
   }
-  if (missing.length) {
-    const c = cache;
-    const query = s.db
-      .select({
-        username: accounts.username,
-        id: devices.id,
-        deviceId: devices.deviceId,
-        // Two primary-key probes per device; false for the null row of a user without devices.
-        reachable: sql<boolean>`(exists (select 1 from ${prekeys} where ${prekeys.device} = ${devices.id} and ${prekeys.kind} = ${sql.raw(String(PrekeyKind.signed))})
-          and exists (select 1 from ${prekeys} where ${prekeys.device} = ${devices.id} and ${prekeys.kind} = ${sql.raw(String(PrekeyKind.pqLastResort))}))`,
-      })
-      .from(accounts)
-      .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
-      .where(inArray(accounts.username, missing))
-      .then((found) => {
-        // Encoded once per lookup, not once per submission that reads the cache.
-        const rows: DeviceRow[] = found.map((r) => ({ username: r.username, id: r.id, key: r.deviceId && toB64(r.deviceId), reachable: r.reachable === true }));
-        if (c.rows.size > 10_000) c.rows.clear(); // bounded: a cache, not a copy of the database
-        for (const u of missing) {
-          const mine = rows.filter((r) => r.username === u);
-          if (mine.length && c.loading.get(u) === query) c.rows.set(u, { rows: mine, at: now });
-        }
-        return rows;
-      })
-      .finally(() => {
-        for (const u of missing) if (c.loading.get(u) === query) c.loading.delete(u);
-      });
-    for (const u of missing) cache.loading.set(u, query);
-    waits.add(query);
-  }
+  if (stale.length) void lookUp(s, cache, stale, now).catch((e: unknown) => s.log('warn', 'device lookup failed', errorFields(e)));
+  if (missing.length) waits.add(lookUp(s, cache, missing, now));
   const wanted = new Set(users);
   for (const rows of await Promise.all([...waits])) for (const r of rows) if (wanted.has(r.username)) out.push(r);
   return out;
+}
+
+function lookUp(s: RelayServices, c: DeviceCache, missing: readonly string[], now: number): Promise<DeviceRow[]> {
+  const query = s.db
+    .select({
+      username: accounts.username,
+      id: devices.id,
+      deviceId: devices.deviceId,
+      // Two primary-key probes per device; false for the null row of a user without devices.
+      reachable: sql<boolean>`(exists (select 1 from ${prekeys} where ${prekeys.device} = ${devices.id} and ${prekeys.kind} = ${sql.raw(String(PrekeyKind.signed))})
+        and exists (select 1 from ${prekeys} where ${prekeys.device} = ${devices.id} and ${prekeys.kind} = ${sql.raw(String(PrekeyKind.pqLastResort))}))`,
+    })
+    .from(accounts)
+    .leftJoin(devices, and(eq(devices.accountId, accounts.id), eq(devices.active, true)))
+    .where(inArray(accounts.username, missing))
+    .then((found) => {
+      // Encoded once per lookup, not once per submission that reads the cache.
+      const rows: DeviceRow[] = found.map((r) => ({ username: r.username, id: r.id, key: r.deviceId && toB64(r.deviceId), reachable: r.reachable === true }));
+      if (c.rows.size > 10_000) c.rows.clear(); // bounded: a cache, not a copy of the database
+      for (const u of missing) {
+        const mine = rows.filter((r) => r.username === u);
+        if (mine.length && c.loading.get(u) === query) c.rows.set(u, { rows: mine, at: now });
+      }
+      return rows;
+    })
+    .finally(() => {
+      for (const u of missing) if (c.loading.get(u) === query) c.loading.delete(u);
+    });
+  for (const u of missing) c.loading.set(u, query);
+  return query;
 }
 
 export function messageRoutes(s: RelayServices) {

@@ -3,6 +3,7 @@
 import { sql } from 'drizzle-orm';
 import { generateAccountKey, generateDevice, newDeviceList, systemRng, withDeviceAdded } from '../../crypto/index.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createApp } from '../../relay/app.ts';
 import { rowsOf } from '../../relay/db/client.ts';
 import { sweep } from '../../relay/inbox/reader.ts';
 import {
@@ -21,7 +22,8 @@ import {
   uploadPrekeys,
   type WireEnvelope,
 } from './client.ts';
-import { backends, startTestRelay, type TestRelay, uniqueName } from './harness.ts';
+import { createServices } from '../../relay/services.ts';
+import { backends, startTestRelay, TEST_CONFIG, type TestRelay, uniqueName } from './harness.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -32,8 +34,8 @@ async function inbox(relay: TestRelay, d: TestDevice, after = 0, limit = 100): P
 }
 
 /** A raw submission with opaque envelope bytes (the relay never looks inside). */
-function raw(from: TestDevice, clientMessageId: string, to: string[], targets: TestDevice[], payload = new Uint8Array([1, 2, 3])) {
-  return call(globalFetch!, 'POST', '/v1/messages', {
+function raw(from: TestDevice, clientMessageId: string, to: string[], targets: TestDevice[], payload = new Uint8Array([1, 2, 3]), fetch = globalFetch!) {
+  return call(fetch, 'POST', '/v1/messages', {
     token: from.token,
     body: {
       clientMessageId,
@@ -204,6 +206,45 @@ describe.each(backends)('messages on $name', (backend) => {
     expect(r).toMatchObject({ status: 409, body: { error: 'not_reachable', users: [carol.name] } });
     // An envelope for her device is taken, as for any active device not reachable yet.
     expect(await raw(a1, 'to-carol-2', [carol.name], [a2, c1])).toMatchObject({ status: 200 });
+  });
+
+  test("another process's device list change is seen within a second; after that the stale list is served while it is read again", async () => {
+    // A second relay process on the same database: services of its own (its own device cache),
+    // with a clock the test moves.
+    let t = Date.now();
+    const other = await createServices({ database: relay.database, config: TEST_CONFIG, now: () => t });
+    const otherApp = createApp(other);
+    const viaOther = async (path: string, init?: RequestInit) => otherApp.request(path, init);
+    try {
+      const alice = await createUser(relay.fetch, uniqueName('alice'));
+      const bob = await createUser(relay.fetch, uniqueName('bob'));
+      const [a1, b1] = [alice.devices[0]!, bob.devices[0]!];
+      expect(await raw(b1, 'c1', [alice.name], [a1], undefined, viaOther)).toMatchObject({ status: 200 }); // caches alice's devices
+
+      const a2 = await addDevice(relay.fetch, alice); // through the first process: the other one's cache still has a1 alone
+      t += 500;
+      expect(await raw(b1, 'c2', [alice.name], [a1], undefined, viaOther)).toMatchObject({ status: 200 }); // fresh entry
+      // Past a second the entry is stale: the submission is checked against it at once, not kept
+      // waiting for a database read (under load every submission for the user queued behind it),
+      // and the read starts in the background.
+      t += 1000;
+      expect(await raw(b1, 'c3', [alice.name], [a1], undefined, viaOther)).toMatchObject({ status: 200 });
+      let r = await raw(b1, 'c4', [alice.name], [a1], undefined, viaOther);
+      for (let i = 0; i < 100 && r.status === 200; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        r = await raw(b1, `c4-${i}`, [alice.name], [a1], undefined, viaOther);
+      }
+      expect(r).toMatchObject({ status: 409, body: { error: 'device_mismatch', missing: [{ user: alice.name, devices: [b64(a2.keys.deviceId)] }] } });
+
+      // An entry past DEVICE_CACHE_STALE_MS is never served: the submission waits for the read.
+      const a3 = await addDevice(relay.fetch, alice);
+      t += 10_000;
+      r = await raw(b1, 'c5', [alice.name], [a1, a2], undefined, viaOther);
+      expect(r).toMatchObject({ status: 409, body: { error: 'device_mismatch', missing: [{ user: alice.name, devices: [b64(a3.keys.deviceId)] }] } });
+      expect(await raw(b1, 'c6', [alice.name], [a1, a2, a3], undefined, viaOther)).toMatchObject({ status: 200 });
+    } finally {
+      await other.close();
+    }
   });
 
   test('idempotent: a retry returns the same result and stores nothing new', async () => {
