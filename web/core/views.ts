@@ -1,5 +1,6 @@
 /** Store rows as the screens and the CLI see them. */
 import type { ConversationRow, MessageRow, ReadTx } from './store/schema.ts';
+import { changeFailure } from './explain.ts';
 import type { MessageView } from './types.ts';
 
 export function messageView(m: MessageRow): MessageView {
@@ -19,6 +20,7 @@ export function messageView(m: MessageRow): MessageView {
     deleted: m.deleted,
     attachment: m.attachment && !m.deleted ? { name: m.attachment.name, mime: m.attachment.mime, size: m.attachment.size } : null,
     system: m.system,
+    failedChanges: (m.failedChanges ?? []).map((f) => ({ id: f.id, kind: f.kind, emoji: f.emoji ?? '', code: f.code, message: changeFailure(f.kind, f.code) })),
   };
 }
 
