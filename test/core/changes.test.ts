@@ -158,4 +158,17 @@ describe.each(backends.slice(0, 1))('failed message changes on $name', (backend)
     await a.sync();
     expect(await mine()).toMatchObject({ text: 'from the laptop', failedChanges: [] });
   });
+
+  test('a preview an older client stored (before edits recomputed it) is fixed when the engine opens the store', async () => {
+    const { a, conv, key, store, fetch } = await setUp();
+    await a.edit(conv, key, 'see you at two');
+    await a.stop();
+    // As an older client left it: the preview of the text before the edit, and no mark of the fix.
+    await store.write(['conversations', 'meta'], async (tx) => {
+      await tx.put('conversations', { ...(await tx.get('conversations', conv))!, lastPreview: 'see you at noon' });
+      await tx.delete('meta', 'previews');
+    });
+    const again = await Engine.open({ store, relayUrl: BASE, fetch });
+    expect((await again.conversations()).find((c) => c.id === conv)!.lastPreview).toBe('see you at two');
+  });
 });

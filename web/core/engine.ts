@@ -21,7 +21,7 @@ import * as changes from './changes.ts';
 import { supersede } from './changes.ts';
 import type { ChangeKind, ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type ContactView, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
-import { currentPreview, messageView, newConversation, newMessageRow, preview } from './views.ts';
+import { currentPreview, messageView, newConversation, newMessageRow, preview, refreshStalePreviews } from './views.ts';
 
 /** A change to the conversation row `id` as it is when the change commits. */
 export interface ConversationUpdate {
@@ -104,6 +104,10 @@ export class Engine {
     const id = (await o.store.read(['meta'], (tx) => tx.get('meta', 'identity')))?.value as IdentityRecord | undefined;
     e.ctx.setIdentity(id ?? null);
     await e.ctx.loadKeys();
+    // Previews stored by older code may still show text since edited or deleted: fixed once here.
+    // Not before there is an identity: an empty store holds no conversations, and must stay empty
+    // (a failed register or link leaves nothing behind).
+    if (id) await refreshStalePreviews(o.store);
     // Known removed (by the page or the service worker, earlier): start in that state, offline
     // included, and never send the dead token again.
     if (id && (await o.store.read(['meta'], (tx) => tx.get('meta', REMOVED)))) {
