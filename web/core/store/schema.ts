@@ -153,7 +153,9 @@ export type ChangeKind = 'reaction' | 'edit' | 'delete';
 /**
  * What everyone else still sees of a message while a change of ours is not through: the state
  * before the change (or before the oldest change of the same kind still not through). Discarding
- * a change that failed for good puts it back, so this device shows what the others see.
+ * a change that failed for good puts it back, so this device shows what the others see. So a
+ * delete's undo keeps the text on this device (as it was before the delete) until the delete goes
+ * through or its failure is discarded: only then is it gone from here too.
  */
 export type ChangeUndo =
   | { readonly kind: 'text'; readonly text: string; readonly attachment: AttachmentRef | null; readonly editedAt: number | null; readonly deleted: boolean }
