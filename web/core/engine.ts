@@ -18,7 +18,6 @@ import * as groups from './groups.ts';
 import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
 import * as changes from './changes.ts';
-import { supersede } from './changes.ts';
 import type { ChangeKind, ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type ContactView, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
 import { currentPreview, messageView, newConversation, newMessageRow, preview, refreshStalePreviews } from './views.ts';
@@ -699,7 +698,7 @@ export class Engine {
       if (!m || m.conversation !== conversationId) throw new EngineError('not_found', 'That message is not in this conversation.');
       const next = change(m, me.username);
       if (!next) throw new EngineError('forbidden', 'Only the sender can change this message.');
-      const { row, undo } = supersede(m, next, body.type, me.username);
+      const { row, undo } = changes.supersede(m, next, body.type, me.username);
       await tx.put('messages', row);
       await tx.put('outbox', { id, createdAt: at, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null, undo });
       await tx.put('seen', { key: `${me.username}/${id}`, at });
