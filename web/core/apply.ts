@@ -20,7 +20,8 @@ import type { Ctx } from './context.ts';
 import * as groupState from './group-state.ts';
 import { type Body, type Content, encodeContent, newId } from './protocol/content.ts';
 import type { GroupState } from './protocol/content.ts';
-import type { ConversationRow, MessageRow, WriteTx } from './store/schema.ts';
+import { withoutSlot } from './changes.ts';
+import { changeSlot, type ConversationRow, type MessageRow, type WriteTx } from './store/schema.ts';
 import { currentPreview, newConversation, newMessageRow, preview } from './views.ts';
 
 export type After =
@@ -97,8 +98,10 @@ export async function applyContent(ctx: Ctx, tx: WriteTx, m: Incoming, out: Appl
     case 'reaction':
     case 'edit':
     case 'delete': {
-      const target = await tx.get('messages', b.target);
-      if (!target || target.conversation !== convId) return;
+      const found = await tx.get('messages', b.target);
+      if (!found || found.conversation !== convId) return;
+      // Our other device changed it the same way: retrying our failed change would undo that (changes.ts).
+      const target = m.sender === me ? withoutSlot(found, changeSlot(b.type)) : found;
       if (b.type === 'reaction') {
         const reactions = { ...target.reactions };
         if (b.emoji) reactions[m.sender] = b.emoji;

@@ -17,9 +17,10 @@ import { pendingRows, sendOne, writtenByUser } from './outbox.ts';
 import * as groups from './groups.ts';
 import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
-import type { ConversationRow, MessageRow, Store } from './store/schema.ts';
+import * as changes from './changes.ts';
+import type { ChangeKind, ConversationRow, MessageRow, Store } from './store/schema.ts';
 import { type ConnectionState, type ContactView, type DeviceView, EngineError, type EngineEvent, type MessageView, type SafetyNumberView } from './types.ts';
-import { currentPreview, messageView, newConversation, newMessageRow, preview } from './views.ts';
+import { currentPreview, messageView, newConversation, newMessageRow, preview, refreshStalePreviews } from './views.ts';
 
 /** A change to the conversation row `id` as it is when the change commits. */
 export interface ConversationUpdate {
@@ -102,6 +103,10 @@ export class Engine {
     const id = (await o.store.read(['meta'], (tx) => tx.get('meta', 'identity')))?.value as IdentityRecord | undefined;
     e.ctx.setIdentity(id ?? null);
     await e.ctx.loadKeys();
+    // Previews stored by older code may still show text since edited or deleted: fixed once here.
+    // Not before there is an identity: an empty store holds no conversations, and must stay empty
+    // (a failed register or link leaves nothing behind).
+    if (id) await refreshStalePreviews(o.store);
     // Known removed (by the page or the service worker, earlier): start in that state, offline
     // included, and never send the dead token again.
     if (id && (await o.store.read(['meta'], (tx) => tx.get('meta', REMOVED)))) {
@@ -491,7 +496,10 @@ export class Engine {
           const rows = await pendingRows(this.ctx);
           this.ctx.emit({ type: 'outbox', pending: rows.filter(writtenByUser).length });
           let blocked = false;
-          for (const row of rows) {
+          for (const listed of rows) {
+            // As it is now: a failure earlier in this pass may have handed its undo to this row (changes.ts).
+            const row = await this.ctx.store.read(['outbox'], (tx) => tx.get('outbox', listed.id));
+            if (!row) continue;
             if (row.nextAttemptAt > this.ctx.now()) {
               blocked = true;
               break;
@@ -531,7 +539,7 @@ export class Engine {
   ): Promise<string> {
     const me = this.ctx.requireMe();
     const id = newId(this.ctx.rng);
-    const at = (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
+    const at = this.nextAt();
     const content = encodeContent({ v: 1, id, at, conv, body });
     const row = message?.(id, at) ?? null;
     await this.ctx.store.write(['outbox', 'messages', 'conversations', 'seen'], async (tx) => {
@@ -636,7 +644,7 @@ export class Engine {
       : { type: 'text', text: m.text, ...reply };
     const content = encodeContent({ v: 1, id: m.id, at: m.sentAt, conv: ref, body });
     // Queued behind what waits already (the outbox drains oldest first), under the message's own id.
-    const queuedAt = (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
+    const queuedAt = this.nextAt();
     const queued = await this.ctx.store.write(['outbox', 'messages'], async (tx) => {
       const cur = await tx.get('messages', messageKey);
       if (cur?.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
@@ -674,23 +682,64 @@ export class Engine {
     await this.mutate(conversationId, messageKey, { type: 'delete', target: messageKey }, (m, me) => (m.sender === me ? { ...m, text: '', attachment: null, deleted: true } : null));
   }
 
-  private async mutate(conversationId: string, key: string, body: Body, change: (m: MessageRow, me: string) => MessageRow | null): Promise<void> {
+  /**
+   * Applies a reaction, edit or delete here and queues it, in one transaction, with what the
+   * others see of the message until it goes through (changes.ts: kept to be put back should it
+   * fail for good and be discarded). A failed change of the same kind it replaces is dropped.
+   */
+  private async mutate(conversationId: string, key: string, body: Extract<Body, { type: ChangeKind }>, change: (m: MessageRow, me: string) => MessageRow | null): Promise<void> {
     const me = this.ctx.requireMe();
     const { to, ref } = await this.route(conversationId);
-    const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', key));
-    if (!m || m.conversation !== conversationId) throw new EngineError('not_found', 'That message is not in this conversation.');
-    const next = change(m, me.username);
-    if (!next) throw new EngineError('forbidden', 'Only the sender can change this message.');
-    await this.ctx.store.write(['messages', 'conversations'], async (tx) => {
-      await tx.put('messages', next);
-      if (body.type === 'reaction') return;
+    const id = newId(this.ctx.rng);
+    const at = this.nextAt();
+    const content = encodeContent({ v: 1, id, at, conv: ref, body });
+    const m = await this.ctx.store.write(['messages', 'conversations', 'outbox', 'seen'], async (tx) => {
+      const m = await tx.get('messages', key);
+      if (!m || m.conversation !== conversationId) throw new EngineError('not_found', 'That message is not in this conversation.');
+      const next = change(m, me.username);
+      if (!next) throw new EngineError('forbidden', 'Only the sender can change this message.');
+      const { row, undo } = changes.supersede(m, next, body.type, me.username);
+      await tx.put('messages', row);
+      await tx.put('outbox', { id, createdAt: at, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null, undo });
+      await tx.put('seen', { key: `${me.username}/${id}`, at });
+      if (body.type === 'reaction') return m;
       // An edit or a delete changes what the chat list previews (and searches): never keep the old text.
       const conv = await tx.get('conversations', conversationId);
       if (conv) await tx.put('conversations', { ...conv, lastPreview: await currentPreview(tx, conversationId) });
+      return m;
     });
     this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
     if (body.type !== 'reaction') this.ctx.emit({ type: 'conversations' });
-    await this.sendControl(to, body, ref);
+    await this.drainOutbox();
+  }
+
+  /**
+   * Queues again a reaction, edit or delete of ours that failed for good (MessageView's
+   * failedChanges, by its id): under its own id, time and body, so it is applied once at most
+   * anywhere (changes.ts). Nothing happens if it was retried, discarded or replaced already.
+   */
+  async retryChange(conversationId: string, messageKey: string, changeId: string): Promise<void> {
+    const route = await this.routeFresh(conversationId);
+    // Queued behind what waits already (the outbox drains oldest first).
+    if (!(await changes.retryChange(this.ctx, conversationId, messageKey, changeId, route, this.nextAt()))) return;
+    this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: messageKey.slice(messageKey.indexOf('/') + 1) });
+    await this.drainOutbox();
+  }
+
+  /**
+   * Gives up a reaction, edit or delete of ours that failed for good: the message shows again what
+   * the others see (the earlier text, the message itself, or our earlier reaction).
+   */
+  async discardChange(conversationId: string, messageKey: string, changeId: string): Promise<void> {
+    const r = await changes.discardChange(this.ctx, conversationId, messageKey, changeId);
+    if (!r.changed) return;
+    this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: messageKey.slice(messageKey.indexOf('/') + 1) });
+    if (r.textChanged) this.ctx.emit({ type: 'conversations' });
+  }
+
+  /** Strictly increasing send times in this process, so the outbox and receivers keep our order. */
+  private nextAt(): number {
+    return (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
   }
 
   /** Marks the conversation read here, tells the senders (read receipts) and our other devices. */

@@ -31,3 +31,17 @@ export function sendFailure(code: string): string {
   const why = SENTENCES[code];
   return why ? `A message was not sent. ${why}` : 'A message was not sent. Tap “Retry” on it to send it again.';
 }
+
+const CHANGES: Readonly<Record<'reaction' | 'edit' | 'delete', string>> = {
+  reaction: 'Your reaction was not sent.',
+  edit: 'Your edit was not sent: the others still see the earlier text.',
+  delete: 'Your message was not deleted for everyone: the others can still see it.',
+};
+
+/**
+ * Why a reaction, edit or delete did not go out (web/core/changes.ts), for the toast and the
+ * notice on the message: what the others see now, then what to do (its own sentence, or Retry).
+ */
+export function changeFailure(kind: 'reaction' | 'edit' | 'delete', code: string): string {
+  return `${CHANGES[kind]} ${SENTENCES[code] ?? 'Tap “Retry” on the message to send it again.'}`;
+}

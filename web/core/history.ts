@@ -38,7 +38,8 @@ export async function exportHistory(ctx: Ctx, sinceMs = 0): Promise<Uint8Array> 
     messages: await tx.getAll('messages'),
     contacts: await tx.getAll('contacts'),
   }));
-  const kept = sinceMs ? messages.filter((m) => m.sentAt >= sinceMs) : messages;
+  // A change that failed here (changes.ts) is this device's to retry: its outbox, not history.
+  const kept = (sinceMs ? messages.filter((m) => m.sentAt >= sinceMs) : messages).map(({ failedChanges: _, ...m }) => m);
   // Every verification, however old: it is not history but what this account trusts.
   const verified: VerifiedEntry[] = contacts.filter((c) => c.verified).map((c) => ({ user: c.username, accountKey: toB64(c.accountKey) }));
   const json = new TextEncoder().encode(JSON.stringify({ conversations, messages: kept, verified }, replacer));
@@ -73,7 +74,9 @@ export async function importHistory(ctx: Ctx, bytes: Uint8Array): Promise<number
     }
     for (const m of data.messages) {
       if (await tx.get('messages', m.key)) continue;
-      await tx.put('messages', m);
+      // From a device that exported its failed changes: they were its own to retry, not ours.
+      const { failedChanges: _, ...row } = m;
+      await tx.put('messages', row);
       await tx.put('seen', { key: m.key, at: m.receivedAt });
       added++;
     }

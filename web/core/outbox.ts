@@ -41,7 +41,8 @@ import {
 } from '../../crypto/index.ts';
 import { toB64 } from './b64.ts';
 import { address, type Ctx } from './context.ts';
-import { sendFailure } from './explain.ts';
+import { recordFailure } from './changes.ts';
+import { changeFailure, sendFailure } from './explain.ts';
 import { decodeContent } from './protocol/content.ts';
 import { deviceList } from './directory.ts';
 import { RelayError } from './net/api.ts';
@@ -139,18 +140,30 @@ async function finish(ctx: Ctx, row: OutboxRow, status: 'sent' | 'failed', error
   const me = ctx.requireMe();
   const key = `${me.username}/${row.id}`;
   let conversation: string | null = null;
+  let id = row.id;
+  let change: Awaited<ReturnType<typeof recordFailure>> = null;
   await ctx.store.write(['outbox', 'messages'], async (tx) => {
     await tx.delete('outbox', row.id);
+    // A reaction, edit or delete refused for good stays on its message, to retry or discard (changes.ts).
+    if (status === 'failed') change = await recordFailure(tx, row, error ?? 'unknown', ctx.now());
+    if (change) {
+      ({ conversation, id } = change);
+      return;
+    }
     const m = await tx.get('messages', key);
     if (m && m.status === 'pending') {
       conversation = m.conversation;
       await tx.put('messages', { ...m, status });
     }
   });
+  const c = change as Awaited<ReturnType<typeof recordFailure>>;
   // The code stays in the event (for logs and tests); the person reads what they can do about it.
-  // A lost typing signal or receipt is nothing to act on: telling of it would only alarm.
-  if (error && !isSignal(row)) ctx.emit({ type: 'error', code: error, message: sendFailure(error) });
-  if (conversation) ctx.emit({ type: 'message-updated', conversation, id: row.id });
+  // A lost typing signal or receipt is nothing to act on: telling of it would only alarm. Nor is
+  // a change a newer one of the same kind replaced (that one goes out, or fails and is told).
+  if (error && c) {
+    if (c.tell) ctx.emit({ type: 'error', code: error, message: changeFailure(c.kind, error) });
+  } else if (error && !isSignal(row)) ctx.emit({ type: 'error', code: error, message: sendFailure(error) });
+  if (conversation) ctx.emit({ type: 'message-updated', conversation, id });
 }
 
 /** One attempt at one outbox row. */

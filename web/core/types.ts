@@ -3,9 +3,9 @@
  * user action goes through the Engine (engine.ts); views read from the store and listen for
  * EngineEvents to refresh. Nothing here depends on the DOM or on Node.
  */
-import type { ConversationRow, MessageRow } from './store/schema.ts';
+import type { ChangeKind, ConversationRow, MessageRow } from './store/schema.ts';
 
-export type { ConversationRow, MessageRow };
+export type { ChangeKind, ConversationRow, MessageRow };
 
 /** A message as the CLI prints it and the UI shows it. */
 export interface MessageView {
@@ -26,6 +26,24 @@ export interface MessageView {
   readonly deleted: boolean;
   readonly attachment: { readonly name: string; readonly mime: string; readonly size: number } | null;
   readonly system: boolean;
+  /**
+   * Our reactions, edits and deletes of this message the relay refused for good, at most one per
+   * kind: show each with Retry (engine.retryChange) and Discard (engine.discardChange).
+   */
+  readonly failedChanges: readonly FailedChangeView[];
+}
+
+/** A change of ours to a message that did not go out (web/core/changes.ts). */
+export interface FailedChangeView {
+  /** What retryChange and discardChange take. */
+  readonly id: string;
+  readonly kind: ChangeKind;
+  /** A reaction's emoji ('' : taking ours back); '' for an edit or a delete. */
+  readonly emoji: string;
+  /** The relay's code, for logs and tests. */
+  readonly code: string;
+  /** What the others see now and what to do, in words (explain.ts). */
+  readonly message: string;
 }
 
 export interface DeviceView {

@@ -1,5 +1,6 @@
 /** Store rows as the screens and the CLI see them. */
-import type { ConversationRow, MessageRow, ReadTx } from './store/schema.ts';
+import type { ConversationRow, MessageRow, ReadTx, Store } from './store/schema.ts';
+import { changeFailure } from './explain.ts';
 import type { MessageView } from './types.ts';
 
 export function messageView(m: MessageRow): MessageView {
@@ -19,6 +20,7 @@ export function messageView(m: MessageRow): MessageView {
     deleted: m.deleted,
     attachment: m.attachment && !m.deleted ? { name: m.attachment.name, mime: m.attachment.mime, size: m.attachment.size } : null,
     system: m.system,
+    failedChanges: (m.failedChanges ?? []).map((f) => ({ id: f.id, kind: f.kind, emoji: f.emoji ?? '', code: f.code, message: changeFailure(f.kind, f.code) })),
   };
 }
 
@@ -43,6 +45,42 @@ export async function currentPreview(tx: ReadTx, conversation: string): Promise<
     if (page.length < 50) return '';
     upper = page[page.length - 1]!.order - 1;
   }
+}
+
+/** Meta key: which preview rules the stored previews were last brought up to (PREVIEW_RULES). */
+const PREVIEWS = 'previews';
+/**
+ * 1: an edit or a delete recomputes the preview (`currentPreview`). Rows stored by older code can
+ * still show text its sender changed or took back, until their conversation's next change.
+ */
+const PREVIEW_RULES = 1;
+
+/**
+ * Brings previews stored under older rules up to date, once per store (Engine.open): each
+ * conversation's preview from its messages as they now stand. Cheap (a page of messages per
+ * conversation, a write only where the preview differs) and safe: it is what the next edit or
+ * delete would store anyway. A conversation none of whose messages is here (history cut short by
+ * historySpanMs) keeps its preview. One short transaction per conversation, so whatever else
+ * writes meanwhile is never held up long; a store closed half-way simply does it again.
+ * Returns how many previews changed.
+ */
+export async function refreshStalePreviews(store: Store): Promise<number> {
+  const done = (await store.read(['meta'], (tx) => tx.get('meta', PREVIEWS)))?.value;
+  if (typeof done === 'number' && done >= PREVIEW_RULES) return 0;
+  const ids = await store.read(['conversations'], async (tx) => (await tx.getAll('conversations')).map((c) => c.id));
+  let fixed = 0;
+  for (const id of ids) {
+    const changed = await store.write(['conversations', 'messages'], async (tx) => {
+      const c = await tx.get('conversations', id);
+      const lastPreview = c ? await currentPreview(tx, id) : '';
+      if (!c || !lastPreview || lastPreview === c.lastPreview) return false;
+      await tx.put('conversations', { ...c, lastPreview });
+      return true;
+    });
+    if (changed) fixed++;
+  }
+  await store.write(['meta'], (tx) => tx.put('meta', { key: PREVIEWS, value: PREVIEW_RULES }));
+  return fixed;
 }
 
 export function newConversation(id: string, kind: ConversationRow['kind'], title: string, members: readonly string[], now: number): ConversationRow {

@@ -12,14 +12,15 @@
  */
 import { type Signal, useSignal } from '@preact/signals';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
-import type { ConversationRow, MessageView } from '../core/types.ts';
+import type { ConversationRow, FailedChangeView, MessageView } from '../core/types.ts';
 import { Composer, EMOJI } from './composer.tsx';
 import { VerifiedMark } from './marks.tsx';
 import { act, arrived, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, showNewest, takeFocusRequest, typing } from './state.ts';
 
 /**
  * Status marks. Delivered and read once differed only by shade: read also says so in a word.
- * A failed message has no tick: it says "Not sent" with a Retry button below the text.
+ * A failed message has no tick: it says "Not sent" with a Retry button below the text; a failed
+ * reaction, edit or delete says what the others see, with Retry and Discard (ChangeFailed).
  */
 const TICKS: Record<string, { mark: string; word?: string; label: string }> = {
   pending: { mark: '🕓', label: 'waiting to send' },
@@ -237,6 +238,8 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
           <button onClick={(e) => (toBubble(e), void act(() => engine.value!.retry(conv.id, m.key)))} aria-label="Retry sending this message">Retry</button>
         </span>
       )}
+      {/* Only ours are ever recorded, on anyone's message (a reaction to theirs too). */}
+      {m.failedChanges.map((f) => <ChangeFailed key={f.id} f={f} m={m} conv={conv} />)}
       {Object.keys(m.reactions).length > 0 && (
         <span class="reactions" aria-label={`Reactions: ${Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}`}>
           {Object.entries(m.reactions).map(([u, r]) => <span title={u} key={u} aria-hidden="true">{r}</span>)}
@@ -252,6 +255,33 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
       )}
       {picking.value && <Reactions m={m} conv={conv} open={picking} />}
     </li>
+  );
+}
+
+/** Names for a failed change's buttons: each says what it does to which change (the visible word first). */
+const CHANGE_BUTTONS: Record<FailedChangeView['kind'], { retry: string; discard: string }> = {
+  edit: { retry: 'Retry sending this edit', discard: 'Discard this edit and show the earlier text again' },
+  delete: { retry: 'Retry deleting this message for everyone', discard: 'Discard the delete and show this message again' },
+  reaction: { retry: 'Retry sending this reaction', discard: 'Discard this reaction' },
+};
+
+/**
+ * A reaction, edit or delete of ours that the relay refused for good (web/core/changes.ts): what
+ * the others see now and why, with Retry (queued again under its own id, so nobody gets it twice)
+ * and Discard (this device shows the message as the others see it). Both make the notice go:
+ * focus moves to its message first, as after sending a failed message again.
+ */
+function ChangeFailed({ f, m, conv }: { f: FailedChangeView; m: MessageView; conv: ConversationRow }) {
+  const names = CHANGE_BUTTONS[f.kind];
+  return (
+    <span class="not-sent change-failed" data-kind={f.kind}>
+      <span aria-hidden="true">⚠</span>
+      <span class="why">{f.kind === 'reaction' && f.emoji ? `${f.emoji} ` : ''}{f.message}</span>
+      <span class="choices">
+        <button onClick={(e) => (toBubble(e), void act(() => engine.value!.retryChange(conv.id, m.key, f.id)))} aria-label={names.retry}>Retry</button>
+        <button onClick={(e) => (toBubble(e), void act(() => engine.value!.discardChange(conv.id, m.key, f.id)))} aria-label={names.discard}>Discard</button>
+      </span>
+    </span>
   );
 }
 

@@ -139,6 +139,52 @@ export interface MessageRow {
   readonly readBy: readonly string[];
   /** A system line (member added, device added, ...), not a user's message. */
   readonly system: boolean;
+  /**
+   * Our reactions, edits and deletes of this message that the relay refused for good (outbox.ts),
+   * at most one per kind of change (`changeSlot`): shown on the message with Retry and Discard
+   * until one of them is chosen or a newer change of the same kind replaces it. Absent from rows
+   * stored before it existed (read as none). Local to this device: never exported with history.
+   */
+  readonly failedChanges?: readonly FailedChange[];
+}
+
+export type ChangeKind = 'reaction' | 'edit' | 'delete';
+
+/**
+ * What everyone else still sees of a message while a change of ours is not through: the state
+ * before the change (or before the oldest change of the same kind still not through). Discarding
+ * a change that failed for good puts it back, so this device shows what the others see. So a
+ * delete's undo keeps the text on this device (as it was before the delete) until the delete goes
+ * through or its failure is discarded: only then is it gone from here too.
+ */
+export type ChangeUndo =
+  | { readonly kind: 'text'; readonly text: string; readonly attachment: AttachmentRef | null; readonly editedAt: number | null; readonly deleted: boolean }
+  /** Our reaction before, '' for none. */
+  | { readonly kind: 'reaction'; readonly emoji: string };
+
+/** A change of ours to a message that failed for good (MessageRow.failedChanges). */
+export interface FailedChange {
+  /**
+   * The change's own message id. Retry queues it again under this id with the same time and
+   * body, so the relay answers a resubmission with its first result and every receiver that
+   * somehow got it already drops the copy (apply.ts's `seen`): it is applied once at most.
+   */
+  readonly id: string;
+  readonly kind: ChangeKind;
+  /** The encoded content as first queued (protocol/content.ts). */
+  readonly content: Uint8Array;
+  /** The relay's error code (explain.ts words it). */
+  readonly code: string;
+  readonly failedAt: number;
+  /** Null for a change queued before undos were kept: discarding it then only drops the record. */
+  readonly undo: ChangeUndo | null;
+  /** A reaction's emoji ('' : taking ours back), for the notice. */
+  readonly emoji?: string;
+}
+
+/** Reactions replace reactions; an edit and a delete both replace the text, so they replace each other. */
+export function changeSlot(kind: ChangeKind): 'reaction' | 'text' {
+  return kind === 'reaction' ? 'reaction' : 'text';
 }
 
 export interface OutboxRow {
@@ -157,6 +203,12 @@ export interface OutboxRow {
    * it, so a retry resends the same ciphertext: the ratchet never advances twice for one message.
    */
   readonly sealed: SealedSubmission | null;
+  /**
+   * A reaction, edit or delete of a message: what the others see of it until this goes through,
+   * kept to be put back if it fails for good and is then discarded (MessageRow.failedChanges).
+   * Absent for everything else, and from rows queued before it existed.
+   */
+  readonly undo?: ChangeUndo | null;
 }
 
 export interface SealedSubmission {
