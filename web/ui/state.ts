@@ -82,11 +82,22 @@ export async function act<T>(f: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
+/**
+ * Reads of the store started one after another may finish in any order (separate IndexedDB
+ * transactions), so each kind of load applies its result only if no later one of its kind started
+ * meanwhile: otherwise an edit's refresh could be overwritten by an older read still holding the
+ * text it replaced, until the next change.
+ */
+let conversationLoads = 0;
+let messageLoads = 0;
+
 export async function refreshConversations(): Promise<void> {
   const e = engine.value;
   if (!e?.state()) return;
+  const mine = ++conversationLoads;
   // Together: a verification or a key change updates a contact and its conversations at once.
   const [rows, people] = await Promise.all([e.conversations(), e.contacts()]);
+  if (mine !== conversationLoads) return;
   conversations.value = rows;
   contacts.value = Object.fromEntries(people.map((c) => [c.username, c]));
 }
@@ -103,7 +114,9 @@ export async function openConversation(id: string | null, takeFocus = false): Pr
   messages.value = [];
   arrived.value = [];
   if (!id || !engine.value) return;
+  const mine = ++messageLoads;
   const page = await engine.value.messages(id, { limit: PAGE });
+  if (mine !== messageLoads) return; // another conversation opened, or a newer load of this one
   messages.value = page;
   hasOlder.value = page.length === PAGE;
   hasNewer.value = false;
@@ -114,7 +127,9 @@ export async function openConversation(id: string | null, takeFocus = false): Pr
 export async function showNewest(): Promise<void> {
   const id = current.value;
   if (!id || !engine.value || !hasNewer.value) return;
+  const mine = ++messageLoads;
   const page = await engine.value.messages(id, { limit: PAGE });
+  if (mine !== messageLoads) return;
   messages.value = page;
   hasOlder.value = page.length === PAGE;
   hasNewer.value = false;
@@ -138,6 +153,9 @@ async function olderPage(): Promise<void> {
   const first = messages.value[0];
   if (!id || !first || !engine.value) return;
   const page = await engine.value.messages(id, { before: first.order, limit: PAGE });
+  // Another conversation opened meanwhile. (A reload of this one does not drop the page: with
+  // messages arriving, every page would be dropped and scrolling back never get anywhere.)
+  if (current.value !== id) return;
   hasOlder.value = page.length === PAGE;
   const next = [...page, ...messages.value];
   if (next.length > WINDOW) hasNewer.value = true;
@@ -160,6 +178,7 @@ async function newerPage(): Promise<void> {
   const last = messages.value[messages.value.length - 1];
   if (!id || !last || !engine.value) return;
   const page = await engine.value.messages(id, { after: last.order, limit: PAGE });
+  if (current.value !== id) return;
   hasNewer.value = page.length === PAGE;
   const next = [...messages.value, ...page];
   if (next.length > WINDOW) hasOlder.value = true;
@@ -169,14 +188,18 @@ async function newerPage(): Promise<void> {
 async function reloadCurrent(): Promise<void> {
   const id = current.value;
   if (!id || !engine.value) return;
+  const mine = ++messageLoads;
+  let page: MessageView[];
   if (hasNewer.value) {
     // Scrolled far back: refresh what is shown in place, do not jump to the newest.
     const first = messages.value[0];
-    if (first) messages.value = await engine.value.messages(id, { after: first.order - 1, limit: messages.value.length });
-    return;
+    if (!first) return;
+    page = await engine.value.messages(id, { after: first.order - 1, limit: messages.value.length });
+  } else {
+    const n = Math.min(WINDOW, Math.max(PAGE, messages.value.length));
+    page = await engine.value.messages(id, { limit: n });
   }
-  const n = Math.min(WINDOW, Math.max(PAGE, messages.value.length));
-  messages.value = await engine.value.messages(id, { limit: n });
+  if (mine === messageLoads) messages.value = page;
 }
 
 export function handleEvent(e: EngineEvent): void {
