@@ -54,7 +54,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     for (const [opener, name, field] of [['New chat', 'New chat', 'Username'], ['New group', 'New group', 'Group name']] as const) {
       const button = a.getByRole('button', { name: opener, exact: true });
       await press(button);
-      const panel = a.getByRole('complementary', { name });
+      const panel = a.getByRole('dialog', { name });
       await panel.waitFor();
       await focusIsOn(panel.getByLabel(field)); // a form: its first field
       await a.keyboard.press('Escape');
@@ -63,7 +63,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     }
     const settings = a.getByRole('button', { name: 'Settings' });
     await press(settings);
-    await focusIsOn(a.getByRole('complementary', { name: 'Settings' }).getByRole('heading', { name: 'Settings' })); // information: its heading
+    await focusIsOn(a.getByRole('dialog', { name: 'Settings' }).getByRole('heading', { name: 'Settings' })); // information: its heading
     await a.keyboard.press('Tab');
     await focusIsOn(a.getByRole('button', { name: 'Close' }));
     await a.keyboard.press('Enter'); // Close, like Escape, hands focus back
@@ -83,12 +83,57 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
 
     const info = a.getByRole('button', { name: 'Contact info' });
     await press(info);
-    const contact = a.getByRole('complementary', { name: `Contact info: ${bob}` });
+    const contact = a.getByRole('dialog', { name: `Contact info: ${bob}` });
     await focusIsOn(contact.getByRole('heading', { name: bob }));
     await a.keyboard.press('Escape');
     await focusIsOn(info);
     expect(await unnamedControls(a)).toEqual([]);
   }, 90_000);
+
+  test('an open panel is a modal dialog: the page behind is inert, Tab goes round inside, a press outside closes it', async () => {
+    const settings = a.getByRole('button', { name: 'Settings' });
+    await press(settings);
+    const dialog = a.getByRole('dialog', { name: 'Settings' });
+    await focusIsOn(dialog.getByRole('heading', { name: 'Settings' }));
+    expect(await dialog.getAttribute('aria-modal')).toBe('true');
+    // Behind it, the list and the conversation are out of reach; the toasts' live regions are not.
+    const inert = (l: Locator) => l.evaluate((el) => !!el.closest('[inert]'));
+    expect(await inert(a.getByRole('navigation', { name: 'Conversations' }))).toBe(true);
+    expect(await inert(a.locator('.conversation'))).toBe(true);
+    expect(await inert(a.locator('.toasts'))).toBe(false);
+    await a.keyboard.press('Shift+Tab'); // from the heading, round to the last control
+    await focusIsOn(dialog.getByRole('button', { name: 'Log out of this device' }));
+    await a.keyboard.press('Tab'); // and from the last on to the first
+    await focusIsOn(dialog.getByRole('button', { name: 'Close' }));
+    for (const key of ['Tab', 'Shift+Tab']) {
+      for (let i = 0; i < 12; i++) {
+        await a.keyboard.press(key);
+        expect(await holds(dialog), `${key} #${i + 1}`).toBe(true);
+      }
+    }
+    // A click on the page behind closes the panel and hands focus back (not left on <body>);
+    // nothing behind stays inert.
+    const row = a.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: new RegExp(bob) });
+    const box = (await row.boundingBox())!;
+    await a.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await expect.poll(() => dialog.count()).toBe(0);
+    expect(await a.locator('[inert]').count()).toBe(0);
+    await focusIsOn(settings);
+    // A drag that starts in the panel and ends outside (selecting its text) does not close it.
+    await press(settings);
+    const heading = (await dialog.getByRole('heading', { name: 'Settings' }).boundingBox())!;
+    await a.mouse.move(heading.x + 2, heading.y + heading.height / 2);
+    await a.mouse.down();
+    await a.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+    await a.mouse.up();
+    expect(await dialog.count()).toBe(1);
+
+    // Escape closes it even when focus is on the page (where a press on the inert background leaves it).
+    await a.evaluate(() => (document.activeElement as HTMLElement).blur());
+    await a.keyboard.press('Escape');
+    await expect.poll(() => dialog.count()).toBe(0);
+    await focusIsOn(settings);
+  }, 60_000);
 
   test('a group: created from the keyboard, its info panel takes focus and gives it back', async () => {
     ({ page: c } = await lab.device('kb carol phone'));
@@ -102,7 +147,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await focusIsOn(composer(a));
     const info = a.getByRole('button', { name: 'Group info' });
     await press(info);
-    await focusIsOn(a.getByRole('complementary', { name: 'Group info' }).getByRole('heading', { name: 'Group info' }));
+    await focusIsOn(a.getByRole('dialog', { name: 'Group info' }).getByRole('heading', { name: 'Group info' }));
     await a.keyboard.press('Escape');
     await focusIsOn(info);
     await a.keyboard.type('x'); // nothing lands in a field left behind
@@ -151,6 +196,18 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(c.getByRole('button', { name: 'Back to conversations' }));
     await focusIsOn(c.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Harbour crew/ }));
     await shot(c, 'kb-phone-list-focus');
+    // A panel on a phone takes the whole width in place of the list, modal as on a wide screen.
+    const settings = c.getByRole('button', { name: 'Settings' });
+    await press(settings);
+    const dialog = c.getByRole('dialog', { name: 'Settings' });
+    await focusIsOn(dialog.getByRole('heading', { name: 'Settings' }));
+    expect(await c.getByRole('navigation', { name: 'Conversations' }).isVisible()).toBe(false);
+    expect((await dialog.boundingBox())!.width).toBe(390);
+    await shot(c, 'kb-phone-settings-dialog');
+    await c.keyboard.press('Shift+Tab');
+    await focusIsOn(dialog.getByRole('button', { name: 'Log out of this device' }));
+    await c.keyboard.press('Escape');
+    await focusIsOn(settings);
   }, 60_000);
 
   test('a conversation opens at its newest message, stays put while reading older ones, and says what arrived', async () => {
@@ -273,7 +330,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     expect(await b.locator('.toasts [role="status"]').count()).toBe(1); // there before anything is said
     expect(await b.locator('.toasts [role="alert"]').count()).toBe(1);
     await press(b.getByRole('button', { name: 'New chat', exact: true }));
-    const field = b.getByRole('complementary', { name: 'New chat' }).getByLabel('Username');
+    const field = b.getByRole('dialog', { name: 'New chat' }).getByLabel('Username');
     await focusIsOn(field);
     await b.keyboard.type(uniqueName('nobody'));
     await b.keyboard.press('Enter');
@@ -291,7 +348,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(a.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Harbour crew/ }));
     await a.getByRole('heading', { name: 'Harbour crew' }).waitFor();
     await press(a.getByRole('button', { name: 'Group info' }));
-    const panel = a.getByRole('complementary', { name: 'Group info' });
+    const panel = a.getByRole('dialog', { name: 'Group info' });
     a.once('dialog', (d) => void d.accept());
     await press(panel.getByRole('button', { name: `Remove ${carol}` }));
     await expect.poll(() => panel.getByRole('button', { name: `Remove ${carol}` }).count(), { timeout: 15_000 }).toBe(0);

@@ -104,7 +104,7 @@ describe.skipIf(!hasChromium)('the app shell in Chromium', () => {
 
     await page.getByRole('button', { name: 'Settings' }).focus();
     await page.keyboard.press('Enter');
-    await page.getByRole('complementary', { name: 'Settings' }).waitFor();
+    await page.getByRole('dialog', { name: 'Settings' }).waitFor();
     expect(await unnamedControls(page)).toEqual([]);
     await shot(page, 'shell-settings-phone');
     await page.getByRole('button', { name: 'Close' }).focus();
