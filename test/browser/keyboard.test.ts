@@ -326,6 +326,54 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     expect(rings.length).toBe(10);
   }, 60_000);
 
+  test('the emoji pickers: focus goes in, arrows move, Escape closes and hands focus back, a click outside closes', async () => {
+    const theirs = b.locator('.bubble', { hasText: 'Good, one more thing' });
+    const react = theirs.getByRole('button', { name: 'React', exact: true });
+    await theirs.focus();
+    await b.keyboard.press('Tab');
+    await b.keyboard.press('Tab');
+    await focusIsOn(react);
+    await b.keyboard.press('Enter');
+    const reactions = b.getByRole('group', { name: 'React with' });
+    await reactions.waitFor();
+    expect(await react.getAttribute('aria-expanded')).toBe('true');
+    expect(await react.getAttribute('aria-controls')).toBe(await reactions.getAttribute('id'));
+    const emoji = (l: Locator, e: string) => l.getByRole('button', { name: new RegExp(`${e}$`) });
+    await focusIsOn(reactions.locator('[aria-pressed="true"]')); // the reaction already chosen (👍, the test before)
+    for (const [key, to] of [['ArrowRight', '❤️'], ['ArrowLeft', '👍'], ['ArrowLeft', '✅'], ['Home', '👍'], ['End', '✅'], ['ArrowDown', '👍']] as const) {
+      await b.keyboard.press(key); // round at the ends; never on to another message (the list's own arrow keys)
+      await focusIsOn(emoji(reactions, to));
+    }
+    await b.keyboard.press('Escape');
+    await expect.poll(() => reactions.count()).toBe(0);
+    await focusIsOn(react);
+    expect(await react.getAttribute('aria-expanded')).toBe('false');
+
+    // The composer's picker, still open from the test before, and the message's, opened again:
+    // one click elsewhere closes both.
+    const insert = b.getByRole('group', { name: 'Emoji' });
+    expect(await insert.count()).toBe(1);
+    await b.keyboard.press('Enter');
+    await reactions.waitFor();
+    await b.locator('.conv-head h2').click();
+    await expect.poll(async () => (await reactions.count()) + (await insert.count())).toBe(0);
+
+    const button = b.getByRole('button', { name: 'Emoji' });
+    await press(button);
+    await focusIsOn(emoji(insert, '👍'));
+    await b.keyboard.press('ArrowRight');
+    await b.keyboard.press('Enter');
+    await focusIsOn(composer(b)); // picked: back to the words, the picker gone
+    expect(await composer(b).inputValue()).toBe('❤️');
+    expect(await insert.count()).toBe(0);
+    await press(button);
+    await focusIsOn(emoji(insert, '👍'));
+    await b.keyboard.press('Escape');
+    await expect.poll(() => insert.count()).toBe(0);
+    await focusIsOn(button);
+    await composer(b).fill('');
+  }, 60_000);
+
   test('toasts are announced (alert, status) and do not steal focus; Dismiss hands focus back', async () => {
     expect(await b.locator('.toasts [role="status"]').count()).toBe(1); // there before anything is said
     expect(await b.locator('.toasts [role="alert"]').count()).toBe(1);
