@@ -308,6 +308,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(b.getByRole('button', { name: 'React with 👍' }));
     await focusIsOn(theirs);
     await theirs.locator('.reactions').waitFor({ timeout: 10_000 });
+    expect(await theirs.ariaSnapshot()).toContain(`Reactions: ${bob} 👍`); // read out in words, the emoji once
 
     const rules = await b.evaluate(() => [...document.styleSheets].flatMap((s) => [...s.cssRules]).map((r) => r.cssText));
     expect(rules.filter((t) => /outline(-style)?:\s*(none|0)\b/.test(t))).toEqual([]);

@@ -241,7 +241,9 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
         </span>
       )}
       {Object.keys(m.reactions).length > 0 && (
-        <span class="reactions" aria-label={`Reactions: ${Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}`}>
+        <span class="reactions">
+          {/* Words, not aria-label: on a plain span that is not allowed, and screen readers skip it. */}
+          <span class="visually-hidden">Reactions: {Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}</span>
           {Object.entries(m.reactions).map(([u, r]) => <span title={u} key={u} aria-hidden="true">{r}</span>)}
         </span>
       )}
