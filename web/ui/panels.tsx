@@ -36,11 +36,16 @@ function Panel({ title, kind, form = false, children }: { title: string; kind?: 
     // doing nothing at all where the page looks clickable: on click, not on pointerdown, so the
     // press has already moved focus to <body> and the cleanup below can hand it back; and only if
     // it also began outside (a text selection dragged out of the panel is no click outside).
-    const outside = (t: EventTarget | null) => t instanceof Element && !el.contains(t) && !t.closest('.toasts');
-    let from: EventTarget | null = null;
-    const key = (e: KeyboardEvent) => e.key === 'Escape' && !e.defaultPrevented && close();
-    const down = (e: PointerEvent) => (from = e.target);
-    const click = (e: MouseEvent) => outside(from) && outside(e.target) && close();
+    // By the event's path, fixed when it was dispatched: a button whose own click handler
+    // re-rendered it away (Remove, Dismiss) is detached by the time the click reaches document.
+    const outside = (e: Event) => !e.composedPath().some((n) => n === el || (n instanceof Element && n.matches('.toasts')));
+    let downOutside = false;
+    const key = (e: KeyboardEvent) => e.key === 'Escape' && !e.isComposing && !e.defaultPrevented && close(); // while an IME composes, Escape is the IME's
+    const down = (e: PointerEvent) => (downOutside = outside(e));
+    const click = (e: MouseEvent) => {
+      if (downOutside && outside(e)) close();
+      downOutside = false;
+    };
     document.addEventListener('keydown', key);
     document.addEventListener('pointerdown', down);
     document.addEventListener('click', click);
