@@ -4,7 +4,7 @@ import { useEffect, useId, useLayoutEffect, useRef } from 'preact/hooks';
 import { shortDeviceId } from '../core/device-id.ts';
 import type { ConversationRow, DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
-import { cycleTab, inertOutside } from './modal.ts';
+import { cycleTab, makeModal } from './modal.ts';
 import { Qr } from './qr.tsx';
 import { VerifiedMark } from './marks.tsx';
 import { act, connection, contacts, currentConversation, engine, erasing, eraseDevice, me, openConversation, panel, pending, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
@@ -17,7 +17,7 @@ const toHeading = (e: Event) => (e.currentTarget as HTMLElement).closest('.panel
  * A side panel, named by its title: a modal dialog. Opening it moves focus into it — a form's
  * first field, an information panel's heading — so keyboard and screen-reader users land where
  * the new content is; the page behind is inert while it is open (modal.ts) and Tab wraps around
- * inside it. Escape, Close or a press outside hands focus back to whatever opened it (if focus is
+ * inside it. Escape, Close or a click outside hands focus back to whatever opened it (if focus is
  * still in the panel: a conversation opened from it takes focus itself, see conversation.tsx).
  * `kind` goes before the title in the dialog's name where the title alone says too little (a
  * contact's panel is titled with the bare username).
@@ -29,30 +29,9 @@ function Panel({ title, kind, form = false, children }: { title: string; kind?: 
   useLayoutEffect(() => {
     const el = ref.current!;
     const opener = document.activeElement as HTMLElement | null;
-    const release = inertOutside(el);
+    const release = makeModal(el, close);
     ((form && el.querySelector<HTMLElement>('input, textarea')) || el.querySelector<HTMLElement>('h2'))?.focus();
-    // On the document, not the panel: after a click on the inert page behind, focus is on <body>
-    // and Escape must still close. A click outside (not on a toast) closes it too, rather than
-    // doing nothing at all where the page looks clickable: on click, not on pointerdown, so the
-    // press has already moved focus to <body> and the cleanup below can hand it back; and only if
-    // it also began outside (a text selection dragged out of the panel is no click outside).
-    // By the event's path, fixed when it was dispatched: a button whose own click handler
-    // re-rendered it away (Remove, Dismiss) is detached by the time the click reaches document.
-    const outside = (e: Event) => !e.composedPath().some((n) => n === el || (n instanceof Element && n.matches('.toasts')));
-    let downOutside = false;
-    const key = (e: KeyboardEvent) => e.key === 'Escape' && !e.isComposing && !e.defaultPrevented && close(); // while an IME composes, Escape is the IME's
-    const down = (e: PointerEvent) => (downOutside = outside(e));
-    const click = (e: MouseEvent) => {
-      if (downOutside && outside(e)) close();
-      downOutside = false;
-    };
-    document.addEventListener('keydown', key);
-    document.addEventListener('pointerdown', down);
-    document.addEventListener('click', click);
     return () => {
-      document.removeEventListener('keydown', key);
-      document.removeEventListener('pointerdown', down);
-      document.removeEventListener('click', click);
       release(); // first: an inert opener cannot take focus
       const a = document.activeElement;
       if (a && a !== document.body && !el.contains(a)) return;
