@@ -54,7 +54,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     for (const [opener, name, field] of [['New chat', 'New chat', 'Username'], ['New group', 'New group', 'Group name']] as const) {
       const button = a.getByRole('button', { name: opener, exact: true });
       await press(button);
-      const panel = a.getByRole('complementary', { name });
+      const panel = a.getByRole('dialog', { name });
       await panel.waitFor();
       await focusIsOn(panel.getByLabel(field)); // a form: its first field
       await a.keyboard.press('Escape');
@@ -63,7 +63,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     }
     const settings = a.getByRole('button', { name: 'Settings' });
     await press(settings);
-    await focusIsOn(a.getByRole('complementary', { name: 'Settings' }).getByRole('heading', { name: 'Settings' })); // information: its heading
+    await focusIsOn(a.getByRole('dialog', { name: 'Settings' }).getByRole('heading', { name: 'Settings' })); // information: its heading
     await a.keyboard.press('Tab');
     await focusIsOn(a.getByRole('button', { name: 'Close' }));
     await a.keyboard.press('Enter'); // Close, like Escape, hands focus back
@@ -83,12 +83,57 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
 
     const info = a.getByRole('button', { name: 'Contact info' });
     await press(info);
-    const contact = a.getByRole('complementary', { name: `Contact info: ${bob}` });
+    const contact = a.getByRole('dialog', { name: `Contact info: ${bob}` });
     await focusIsOn(contact.getByRole('heading', { name: bob }));
     await a.keyboard.press('Escape');
     await focusIsOn(info);
     expect(await unnamedControls(a)).toEqual([]);
   }, 90_000);
+
+  test('an open panel is a modal dialog: the page behind is inert, Tab goes round inside, a press outside closes it', async () => {
+    const settings = a.getByRole('button', { name: 'Settings' });
+    await press(settings);
+    const dialog = a.getByRole('dialog', { name: 'Settings' });
+    await focusIsOn(dialog.getByRole('heading', { name: 'Settings' }));
+    expect(await dialog.getAttribute('aria-modal')).toBe('true');
+    // Behind it, the list and the conversation are out of reach; the toasts' live regions are not.
+    const inert = (l: Locator) => l.evaluate((el) => !!el.closest('[inert]'));
+    expect(await inert(a.getByRole('navigation', { name: 'Conversations' }))).toBe(true);
+    expect(await inert(a.locator('.conversation'))).toBe(true);
+    expect(await inert(a.locator('.toasts'))).toBe(false);
+    await a.keyboard.press('Shift+Tab'); // from the heading, round to the last control
+    await focusIsOn(dialog.getByRole('button', { name: 'Log out of this device' }));
+    await a.keyboard.press('Tab'); // and from the last on to the first
+    await focusIsOn(dialog.getByRole('button', { name: 'Close' }));
+    for (const key of ['Tab', 'Shift+Tab']) {
+      for (let i = 0; i < 12; i++) {
+        await a.keyboard.press(key);
+        expect(await holds(dialog), `${key} #${i + 1}`).toBe(true);
+      }
+    }
+    // A click on the page behind closes the panel and hands focus back (not left on <body>);
+    // nothing behind stays inert.
+    const row = a.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: new RegExp(bob) });
+    const box = (await row.boundingBox())!;
+    await a.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await expect.poll(() => dialog.count()).toBe(0);
+    expect(await a.locator('[inert]').count()).toBe(0);
+    await focusIsOn(settings);
+    // A drag that starts in the panel and ends outside (selecting its text) does not close it.
+    await press(settings);
+    const heading = (await dialog.getByRole('heading', { name: 'Settings' }).boundingBox())!;
+    await a.mouse.move(heading.x + 2, heading.y + heading.height / 2);
+    await a.mouse.down();
+    await a.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+    await a.mouse.up();
+    expect(await dialog.count()).toBe(1);
+
+    // Escape closes it even when focus is on the page (where a press on the inert background leaves it).
+    await a.evaluate(() => (document.activeElement as HTMLElement).blur());
+    await a.keyboard.press('Escape');
+    await expect.poll(() => dialog.count()).toBe(0);
+    await focusIsOn(settings);
+  }, 60_000);
 
   test('a group: created from the keyboard, its info panel takes focus and gives it back', async () => {
     ({ page: c } = await lab.device('kb carol phone'));
@@ -102,7 +147,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await focusIsOn(composer(a));
     const info = a.getByRole('button', { name: 'Group info' });
     await press(info);
-    await focusIsOn(a.getByRole('complementary', { name: 'Group info' }).getByRole('heading', { name: 'Group info' }));
+    await focusIsOn(a.getByRole('dialog', { name: 'Group info' }).getByRole('heading', { name: 'Group info' }));
     await a.keyboard.press('Escape');
     await focusIsOn(info);
     await a.keyboard.type('x'); // nothing lands in a field left behind
@@ -151,6 +196,18 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(c.getByRole('button', { name: 'Back to conversations' }));
     await focusIsOn(c.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Harbour crew/ }));
     await shot(c, 'kb-phone-list-focus');
+    // A panel on a phone takes the whole width in place of the list, modal as on a wide screen.
+    const settings = c.getByRole('button', { name: 'Settings' });
+    await press(settings);
+    const dialog = c.getByRole('dialog', { name: 'Settings' });
+    await focusIsOn(dialog.getByRole('heading', { name: 'Settings' }));
+    expect(await c.getByRole('navigation', { name: 'Conversations' }).isVisible()).toBe(false);
+    expect((await dialog.boundingBox())!.width).toBe(390);
+    await shot(c, 'kb-phone-settings-dialog');
+    await c.keyboard.press('Shift+Tab');
+    await focusIsOn(dialog.getByRole('button', { name: 'Log out of this device' }));
+    await c.keyboard.press('Escape');
+    await focusIsOn(settings);
   }, 60_000);
 
   test('a conversation opens at its newest message, stays put while reading older ones, and says what arrived', async () => {
@@ -251,6 +308,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(b.getByRole('button', { name: 'React with 👍' }));
     await focusIsOn(theirs);
     await theirs.locator('.reactions').waitFor({ timeout: 10_000 });
+    expect(await theirs.ariaSnapshot()).toContain(`Reactions: ${bob} 👍`); // read out in words, the emoji once
 
     const rules = await b.evaluate(() => [...document.styleSheets].flatMap((s) => [...s.cssRules]).map((r) => r.cssText));
     expect(rules.filter((t) => /outline(-style)?:\s*(none|0)\b/.test(t))).toEqual([]);
@@ -269,11 +327,59 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     expect(rings.length).toBe(10);
   }, 60_000);
 
+  test('the emoji pickers: focus goes in, arrows move, Escape closes and hands focus back, a click outside closes', async () => {
+    const theirs = b.locator('.bubble', { hasText: 'Good, one more thing' });
+    const react = theirs.getByRole('button', { name: 'React', exact: true });
+    await theirs.focus();
+    await b.keyboard.press('Tab');
+    await b.keyboard.press('Tab');
+    await focusIsOn(react);
+    await b.keyboard.press('Enter');
+    const reactions = b.getByRole('group', { name: 'React with' });
+    await reactions.waitFor();
+    expect(await react.getAttribute('aria-expanded')).toBe('true');
+    expect(await react.getAttribute('aria-controls')).toBe(await reactions.getAttribute('id'));
+    const emoji = (l: Locator, e: string) => l.getByRole('button', { name: new RegExp(`${e}$`) });
+    await focusIsOn(reactions.locator('[aria-pressed="true"]')); // the reaction already chosen (👍, the test before)
+    for (const [key, to] of [['ArrowRight', '❤️'], ['ArrowLeft', '👍'], ['ArrowLeft', '✅'], ['Home', '👍'], ['End', '✅'], ['ArrowDown', '👍']] as const) {
+      await b.keyboard.press(key); // round at the ends; never on to another message (the list's own arrow keys)
+      await focusIsOn(emoji(reactions, to));
+    }
+    await b.keyboard.press('Escape');
+    await expect.poll(() => reactions.count()).toBe(0);
+    await focusIsOn(react);
+    expect(await react.getAttribute('aria-expanded')).toBe('false');
+
+    // The composer's picker, still open from the test before, and the message's, opened again:
+    // one click elsewhere closes both.
+    const insert = b.getByRole('group', { name: 'Emoji' });
+    expect(await insert.count()).toBe(1);
+    await b.keyboard.press('Enter');
+    await reactions.waitFor();
+    await b.locator('.conv-head h2').click();
+    await expect.poll(async () => (await reactions.count()) + (await insert.count())).toBe(0);
+
+    const button = b.getByRole('button', { name: 'Emoji' });
+    await press(button);
+    await focusIsOn(emoji(insert, '👍'));
+    await b.keyboard.press('ArrowRight');
+    await b.keyboard.press('Enter');
+    await focusIsOn(composer(b)); // picked: back to the words, the picker gone
+    expect(await composer(b).inputValue()).toBe('❤️');
+    expect(await insert.count()).toBe(0);
+    await press(button);
+    await focusIsOn(emoji(insert, '👍'));
+    await b.keyboard.press('Escape');
+    await expect.poll(() => insert.count()).toBe(0);
+    await focusIsOn(button);
+    await composer(b).fill('');
+  }, 60_000);
+
   test('toasts are announced (alert, status) and do not steal focus; Dismiss hands focus back', async () => {
     expect(await b.locator('.toasts [role="status"]').count()).toBe(1); // there before anything is said
     expect(await b.locator('.toasts [role="alert"]').count()).toBe(1);
     await press(b.getByRole('button', { name: 'New chat', exact: true }));
-    const field = b.getByRole('complementary', { name: 'New chat' }).getByLabel('Username');
+    const field = b.getByRole('dialog', { name: 'New chat' }).getByLabel('Username');
     await focusIsOn(field);
     await b.keyboard.type(uniqueName('nobody'));
     await b.keyboard.press('Enter');
@@ -283,6 +389,13 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(alert.getByRole('button', { name: 'Dismiss message' }));
     await expect.poll(() => alert.count()).toBe(0);
     await focusIsOn(field);
+    // Dismissed with the mouse: the toasts are no part of the page behind, so the panel stays open.
+    await b.keyboard.press('Enter'); // the same unknown name again
+    await alert.waitFor({ timeout: 10_000 });
+    await alert.getByRole('button', { name: 'Dismiss message' }).click();
+    await expect.poll(() => alert.count()).toBe(0);
+    expect(await b.getByRole('dialog', { name: 'New chat' }).count()).toBe(1);
+    await focusIsOn(field);
     await b.keyboard.press('Escape');
     await focusIsOn(b.getByRole('button', { name: 'New chat', exact: true }));
   }, 60_000);
@@ -291,7 +404,7 @@ describe.skipIf(!hasChromium)('keyboard and screen reader', () => {
     await press(a.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: /Harbour crew/ }));
     await a.getByRole('heading', { name: 'Harbour crew' }).waitFor();
     await press(a.getByRole('button', { name: 'Group info' }));
-    const panel = a.getByRole('complementary', { name: 'Group info' });
+    const panel = a.getByRole('dialog', { name: 'Group info' });
     a.once('dialog', (d) => void d.accept());
     await press(panel.getByRole('button', { name: `Remove ${carol}` }));
     await expect.poll(() => panel.getByRole('button', { name: `Remove ${carol}` }).count(), { timeout: 15_000 }).toBe(0);

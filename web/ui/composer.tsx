@@ -4,12 +4,12 @@
  * progress, and the typing indicator sent at most every 4 s.
  */
 import { type Signal, useSignal } from '@preact/signals';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useId, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { drafts, setDraft, uploading } from './drafts.ts';
+import { EmojiPicker } from './picker.tsx';
 import { act, engine, showNewest } from './state.ts';
 
-export const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🙏', '🎉', '🔥', '👀', '✅'];
 const TYPING_EVERY_MS = 4000;
 
 export function Composer({ conv, replyTo, editing }: { conv: ConversationRow; replyTo: Signal<MessageView | null>; editing: Signal<MessageView | null> }) {
@@ -19,6 +19,8 @@ export function Composer({ conv, replyTo, editing }: { conv: ConversationRow; re
   const emoji = useSignal(false);
   const lastTyping = useRef(0);
   const box = useRef<HTMLTextAreaElement>(null);
+  const emojiButton = useRef<HTMLButtonElement>(null);
+  const pickerId = useId();
   const text = editing.value ? editText.value : (drafts.value[conv.id] ?? '');
   const setText = (t: string) => (editing.value ? (editText.value = t) : setDraft(conv.id, t));
   useEffect(() => {
@@ -78,13 +80,9 @@ export function Composer({ conv, replyTo, editing }: { conv: ConversationRow; re
         </div>
       )}
       {progress.value !== null && <progress value={progress.value} max={1} aria-label="Uploading attachment" />}
-      {emoji.value && (
-        <div class="picker" role="group" aria-label="Emoji">
-          {EMOJI.map((e) => <button type="button" key={e} onClick={() => insertEmoji(e)} aria-label={`Insert ${e}`}>{e}</button>)}
-        </div>
-      )}
+      {emoji.value && <EmojiPicker id={pickerId} label="Emoji" name={(e) => `Insert ${e}`} onPick={insertEmoji} close={() => (emoji.value = false)} toggle={emojiButton} />}
       <div class="composer-row">
-        <button type="button" onClick={() => (emoji.value = !emoji.value)} aria-label="Emoji" aria-expanded={emoji.value}>☺</button>
+        <button type="button" ref={emojiButton} onClick={() => (emoji.value = !emoji.value)} aria-label="Emoji" aria-expanded={emoji.value} aria-controls={emoji.value ? pickerId : undefined}>☺</button>
         <label class="attach">
           Attach<input type="file" class="visually-hidden" aria-label="Attach a file" disabled={progress.value !== null} onChange={(e) => void attach(e.currentTarget)} />
         </label>

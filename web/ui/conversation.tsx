@@ -10,11 +10,12 @@
  * does not move the view but offers a "new messages" button. Messages from others are read out
  * once, as they arrive, from a polite log region.
  */
-import { type Signal, useSignal } from '@preact/signals';
-import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { useSignal } from '@preact/signals';
+import { useEffect, useId, useLayoutEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, FailedChangeView, MessageView } from '../core/types.ts';
-import { Composer, EMOJI } from './composer.tsx';
+import { Composer } from './composer.tsx';
 import { VerifiedMark } from './marks.tsx';
+import { EmojiPicker } from './picker.tsx';
 import { act, arrived, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, showNewest, takeFocusRequest, typing } from './state.ts';
 
 /**
@@ -211,6 +212,8 @@ const toBubble = (e: Event) => (e.currentTarget as HTMLElement).closest<HTMLElem
 function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: ConversationRow; onReply: () => void; onEdit: () => void }) {
   const mine = m.from === me.value?.username;
   const picking = useSignal(false);
+  const react = useRef<HTMLButtonElement>(null);
+  const pickerId = useId();
   if (m.system) return <li class="system"><span>{m.text}</span></li>;
   const quoted = m.replyTo ? messages.value.find((x) => x.key === m.replyTo) : undefined;
   const tick = TICKS[m.status];
@@ -241,19 +244,30 @@ function Bubble({ m, conv, onReply, onEdit }: { m: MessageView; conv: Conversati
       {/* Only ours are ever recorded, on anyone's message (a reaction to theirs too). */}
       {m.failedChanges.map((f) => <ChangeFailed key={f.id} f={f} m={m} conv={conv} />)}
       {Object.keys(m.reactions).length > 0 && (
-        <span class="reactions" aria-label={`Reactions: ${Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}`}>
+        <span class="reactions">
+          {/* Words, not aria-label: on a plain span that is not allowed, and screen readers skip it. */}
+          <span class="visually-hidden">Reactions: {Object.entries(m.reactions).map(([u, r]) => `${u} ${r}`).join(', ')}</span>
           {Object.entries(m.reactions).map(([u, r]) => <span title={u} key={u} aria-hidden="true">{r}</span>)}
         </span>
       )}
       {!m.deleted && (
         <span class="actions">
           <button onClick={onReply} aria-label="Reply">↩</button>
-          <button onClick={() => (picking.value = !picking.value)} aria-label="React" aria-expanded={picking.value}>☺</button>
+          <button ref={react} onClick={() => (picking.value = !picking.value)} aria-label="React" aria-expanded={picking.value} aria-controls={picking.value ? pickerId : undefined}>☺</button>
           {mine && <button onClick={onEdit} aria-label="Edit">✎</button>}
           {mine && <button onClick={(e) => confirm('Delete this message for everyone?') && (toBubble(e), void act(() => engine.value!.deleteForEveryone(conv.id, m.key)))} aria-label="Delete for everyone">✕</button>}
         </span>
       )}
-      {picking.value && <Reactions m={m} conv={conv} open={picking} />}
+      {picking.value && (
+        <EmojiPicker id={pickerId} label="React with" name={(e) => `React with ${e}`} chosen={m.reactions[me.value!.username] ?? null} toggle={react}
+          close={() => (picking.value = false)}
+          onPick={(e, ev) => {
+            const again = m.reactions[me.value!.username] === e; // picking one's own reaction again takes it back
+            toBubble(ev);
+            picking.value = false;
+            void act(() => engine.value!.react(conv.id, m.key, again ? '' : e));
+          }} />
+      )}
     </li>
   );
 }
@@ -281,17 +295,6 @@ function ChangeFailed({ f, m, conv }: { f: FailedChangeView; m: MessageView; con
         <button onClick={(e) => (toBubble(e), void act(() => engine.value!.retryChange(conv.id, m.key, f.id)))} aria-label={names.retry}>Retry</button>
         <button onClick={(e) => (toBubble(e), void act(() => engine.value!.discardChange(conv.id, m.key, f.id)))} aria-label={names.discard}>Discard</button>
       </span>
-    </span>
-  );
-}
-
-function Reactions({ m, conv, open }: { m: MessageView; conv: ConversationRow; open: Signal<boolean> }) {
-  const mineNow = m.reactions[me.value!.username];
-  return (
-    <span class="picker" role="group" aria-label="React with">
-      {EMOJI.map((e) => (
-        <button key={e} aria-label={`React with ${e}`} aria-pressed={mineNow === e} onClick={(ev) => (toBubble(ev), (open.value = false), void act(() => engine.value!.react(conv.id, m.key, mineNow === e ? '' : e)))}>{e}</button>
-      ))}
     </span>
   );
 }

@@ -1,9 +1,10 @@
 /** Side panels: new chat, new group, group info, contact info (safety number), settings. */
 import { signal, useSignal } from '@preact/signals';
-import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { useEffect, useId, useLayoutEffect, useRef } from 'preact/hooks';
 import { shortDeviceId } from '../core/device-id.ts';
 import type { ConversationRow, DeviceView, SafetyNumberView } from '../core/types.ts';
 import { disableNotifications, enableNotifications, requestPersistence } from '../net/sw-bridge.ts';
+import { cycleTab, makeModal } from './modal.ts';
 import { Qr } from './qr.tsx';
 import { VerifiedMark } from './marks.tsx';
 import { act, connection, contacts, currentConversation, engine, erasing, eraseDevice, me, openConversation, panel, pending, persistence, refreshConversations, saveSettings, say, settings } from './state.ts';
@@ -13,32 +14,40 @@ const close = () => (panel.value = { kind: 'none' });
 const toHeading = (e: Event) => (e.currentTarget as HTMLElement).closest('.panel')?.querySelector<HTMLElement>('h2')?.focus();
 
 /**
- * A side panel, named by its title. Opening it moves focus into it — a form's first field, an
- * information panel's heading — so keyboard and screen-reader users land where the new content
- * is; Escape or Close hands focus back to whatever opened it (if focus is still in the panel: a
- * conversation opened from it takes focus itself, see conversation.tsx).
+ * A side panel, named by its title: a modal dialog. Opening it moves focus into it — a form's
+ * first field, an information panel's heading — so keyboard and screen-reader users land where
+ * the new content is; the page behind is inert while it is open (modal.ts) and Tab wraps around
+ * inside it. Escape, Close or a click outside hands focus back to whatever opened it (if focus is
+ * still in the panel: a conversation opened from it takes focus itself, see conversation.tsx).
+ * `kind` goes before the title in the dialog's name where the title alone says too little (a
+ * contact's panel is titled with the bare username).
  */
-function Panel({ title, label = title, form = false, children }: { title: string; label?: string; form?: boolean; children: preact.ComponentChildren }) {
-  const ref = useRef<HTMLElement>(null);
+function Panel({ title, kind, form = false, children }: { title: string; kind?: string; form?: boolean; children: preact.ComponentChildren }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const id = useId();
   // Layout effect: focus moves before the next keystroke can land in the element left behind.
   useLayoutEffect(() => {
+    const el = ref.current!;
     const opener = document.activeElement as HTMLElement | null;
-    ((form && ref.current?.querySelector<HTMLElement>('input, textarea')) || ref.current?.querySelector<HTMLElement>('h2'))?.focus();
+    const release = makeModal(el, close);
+    ((form && el.querySelector<HTMLElement>('input, textarea')) || el.querySelector<HTMLElement>('h2'))?.focus();
     return () => {
+      release(); // first: an inert opener cannot take focus
       const a = document.activeElement;
-      if (a && a !== document.body && !ref.current?.contains(a)) return;
+      if (a && a !== document.body && !el.contains(a)) return;
       // The opener may be gone (a conversation removed from the list): then the list.
       (opener?.isConnected ? opener : document.querySelector<HTMLElement>('.chats [tabindex="0"], .chats input'))?.focus();
     };
   }, []);
   return (
-    <aside class="panel" aria-label={label} ref={ref} onKeyDown={(e) => e.key === 'Escape' && close()}>
+    <div class="panel" role="dialog" aria-modal="true" aria-labelledby={kind ? `${id}-k ${id}-h` : `${id}-h`} ref={ref} onKeyDown={(e) => cycleTab(e, ref.current!)}>
+      {kind && <span id={`${id}-k`} hidden>{kind}:</span>}
       <header>
-        <h2 tabIndex={-1}>{title}</h2>
+        <h2 id={`${id}-h`} tabIndex={-1}>{title}</h2>
         <button onClick={close} aria-label="Close">✕</button>
       </header>
       {children}
-    </aside>
+    </div>
   );
 }
 
@@ -156,7 +165,7 @@ function Contact({ user }: { user: string }) {
     return engine.value!.on((e) => void (e.type === 'key-changed' && e.user === user && load()));
   }, [user]);
   return (
-    <Panel title={user} label={`Contact info: ${user}`}>
+    <Panel title={user} kind="Contact info">
       <h3>Safety number</h3>
       {sn.value ? (
         <>

@@ -4,21 +4,37 @@ import { act, engine, me, refreshConversations, say } from './state.ts';
 import { Qr } from './qr.tsx';
 
 type Tab = 'register' | 'login' | 'link';
+const TABS: readonly Tab[] = ['register', 'login', 'link'];
+const TAB_NAME: Record<Tab, string> = { register: 'Create account', login: 'Log in', link: 'Link this device' };
 
+/**
+ * Keyboard, as screen-reader users expect of tabs (ARIA's tabs pattern): the tab list is one tab
+ * stop, the chosen tab; Left/Right (Home/End) choose another and move focus with it.
+ */
 export function Welcome() {
   const tab = useSignal<Tab>('register');
+  const keys = (e: KeyboardEvent) => {
+    const i = TABS.indexOf(tab.value);
+    const to = e.key === 'ArrowRight' ? (i + 1) % TABS.length : e.key === 'ArrowLeft' ? (i + TABS.length - 1) % TABS.length : e.key === 'Home' ? 0 : e.key === 'End' ? TABS.length - 1 : -1;
+    if (to < 0) return;
+    e.preventDefault();
+    tab.value = TABS[to]!;
+    (e.currentTarget as HTMLElement).querySelector<HTMLElement>(`#tab-${TABS[to]}`)?.focus();
+  };
   return (
     <main class="welcome">
       <h1>Petrel</h1>
       <p class="lede">End-to-end encrypted messages on all your devices. Your keys never leave this device; the relay only sees ciphertext.</p>
-      <div role="tablist" aria-label="How to start" class="tabs">
-        {(['register', 'login', 'link'] as Tab[]).map((t) => (
-          <button role="tab" aria-selected={tab.value === t} class={tab.value === t ? 'active' : ''} onClick={() => (tab.value = t)} key={t}>
-            {t === 'register' ? 'Create account' : t === 'login' ? 'Log in' : 'Link this device'}
+      <div role="tablist" aria-label="How to start" class="tabs" onKeyDown={keys}>
+        {TABS.map((t) => (
+          <button role="tab" id={`tab-${t}`} aria-selected={tab.value === t} aria-controls="start-panel" tabIndex={tab.value === t ? 0 : -1} class={tab.value === t ? 'active' : ''} onClick={() => (tab.value = t)} key={t}>
+            {TAB_NAME[t]}
           </button>
         ))}
       </div>
-      {tab.value === 'link' ? <LinkDevice /> : <Credentials mode={tab.value} />}
+      <div role="tabpanel" id="start-panel" aria-labelledby={`tab-${tab.value}`}>
+        {tab.value === 'link' ? <LinkDevice /> : <Credentials mode={tab.value} />}
+      </div>
     </main>
   );
 }
