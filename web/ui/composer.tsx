@@ -4,7 +4,7 @@
  * progress, and the typing indicator sent at most every 4 s.
  */
 import { type Signal, useSignal } from '@preact/signals';
-import { useEffect, useId, useRef } from 'preact/hooks';
+import { useId, useLayoutEffect, useRef } from 'preact/hooks';
 import type { ConversationRow, MessageView } from '../core/types.ts';
 import { drafts, setDraft, uploading } from './drafts.ts';
 import { EmojiPicker } from './picker.tsx';
@@ -23,11 +23,14 @@ export function Composer({ conv, replyTo, editing }: { conv: ConversationRow; re
   const pickerId = useId();
   const text = editing.value ? editText.value : (drafts.value[conv.id] ?? '');
   const setText = (t: string) => (editing.value ? (editText.value = t) : setDraft(conv.id, t));
-  useEffect(() => {
+  // Layout effects: they run in the same task as the render that Edit set off, before any key
+  // press can reach the box. (As plain effects they ran a frame later, and words typed at once —
+  // by a quick hand, or a test — were overwritten by the message's old text, or ended up after it.)
+  useLayoutEffect(() => {
     editText.value = editing.value?.text ?? '';
   }, [editing.value]);
   // Reply or Edit (buttons on a message): the words go here next.
-  useEffect(() => void ((replyTo.value || editing.value) && box.current?.focus()), [replyTo.value, editing.value]);
+  useLayoutEffect(() => void ((replyTo.value || editing.value) && box.current?.focus()), [replyTo.value, editing.value]);
 
   const cancel = () => {
     replyTo.value = null;
