@@ -11,7 +11,7 @@ import { Ctx, type IdentityRecord, type Lock, mutex } from './context.ts';
 import { shortDeviceId } from './device-id.ts';
 import { deviceList, lookUp, putVerified } from './directory.ts';
 import { cursorOf, processBatch } from './inbox.ts';
-import { type Fetch, RelayApi, RelayError, type WireEnvelope } from './net/api.ts';
+import { type Fetch, RelayApi, RelayError, revokedError, type WireEnvelope } from './net/api.ts';
 import { LiveSocket, type WsCtor } from './net/socket.ts';
 import { pendingRows, sendOne, writtenByUser } from './outbox.ts';
 import * as refusal from './refusal.ts';
@@ -165,9 +165,8 @@ export class Engine {
 
   /**
    * The relay refused the token (HTTP 401, or the socket's 4403/4401): nothing more goes out with
-   * it, the fact is stored (a restart makes no request with it either), and the account's device
-   * list says whether the device was removed or only signed out. Idempotent: the socket's close
-   * and the HTTP 401 racing it share one check.
+   * it, and the account's device list says whether the device was removed or only signed out.
+   * Idempotent: the socket's close and the HTTP 401 racing it share one check.
    */
   private onTokenRefused(): Promise<refusal.Verdict> {
     if (this.connection === 'removed' || this.connection === 'signed_out') return Promise.resolve(this.connection);
@@ -177,29 +176,30 @@ export class Engine {
     this.live = null;
     if (this.outboxTimer) clearTimeout(this.outboxTimer);
     this.outboxTimer = null;
-    return this.checkRefusal(true);
+    return this.checkRefusal();
   }
 
   /**
-   * Asks the device list what the refusal means and enters that state (`mark`: first store that
-   * the token was refused, so a restart before the answer makes no request with it either). Out
-   * of reach ('unknown'): 'offline', polling goes on without the token, and the next poll,
-   * wake() or sync() asks again.
+   * Asks the device list what the refusal means, enters that state and stores it, so a restart
+   * makes no request with the token (one cut short before this stored anything meets the 401
+   * again, and asks again). Still listed: 'signed_out', everything stopped as when removed
+   * (but the outbox waits for signIn). Out of reach ('unknown'): 'offline', polling goes on
+   * without the token, and the next poll, wake() or sync() asks again.
    */
-  private checkRefusal(mark = false): Promise<refusal.Verdict> {
+  private checkRefusal(): Promise<refusal.Verdict> {
     this.checking ??= (async () => {
       try {
-        if (mark) {
-          const at = this.ctx.now();
-          await this.ctx.store.write(['meta'], async (tx) => {
-            if (!(await tx.get('meta', refusal.SIGNED_OUT))) await tx.put('meta', { key: refusal.SIGNED_OUT, value: { at, listed: false } satisfies refusal.SignedOutRecord });
-          }).catch(() => {});
-        }
         const v = await refusal.verdict(this.ctx);
         if (!this.ctx.api.revoked) return v; // signed in again meanwhile
-        if (v === 'removed') await this.enterRemoved();
-        else if (v === 'signed_out') await this.enterSignedOut();
-        else this.setConnection('offline');
+        if (v === 'removed') {
+          await this.enterRemoved();
+          return v;
+        }
+        const listed = v === 'signed_out';
+        if (listed) this.halt();
+        this.setConnection(listed ? 'signed_out' : 'offline');
+        const value: refusal.SignedOutRecord = { at: this.ctx.now(), listed };
+        await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.SIGNED_OUT, value })).catch(() => {});
         return v;
       } finally {
         this.checking = null;
@@ -220,21 +220,12 @@ export class Engine {
     if (this.ctx.me) await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.REMOVED, value: this.ctx.now() })).catch(() => {});
   }
 
-  /** Still listed, token dead: as removed (nothing goes out, kept across restarts) until signIn(). */
-  private async enterSignedOut(): Promise<void> {
-    this.halt();
-    this.setConnection('signed_out');
-    const at = this.ctx.now();
-    await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.SIGNED_OUT, value: { at, listed: true } satisfies refusal.SignedOutRecord })).catch(() => {});
-  }
-
   /** What a call that needs the token throws once it was refused; an unsettled refusal is checked first. */
   private async requireToken(): Promise<void> {
     if (!this.ctx.api.revoked) return;
     if (this.connection !== 'removed' && this.connection !== 'signed_out') await this.checkRefusal();
-    if (this.removed) throw new EngineError('device_removed', 'This device was removed from the account: it can no longer send or receive.');
-    if (this.signedOut) throw new EngineError('signed_out', 'The relay no longer accepts this device’s sign-in, but it is still one of your devices: sign in again with your password. Your messages are kept.');
-    throw new RelayError(0, 'network', 'the relay refused this device’s token, and its device list could not be fetched to tell why: try again once the relay answers');
+    if (this.removed || this.signedOut) throw revokedError(this.ctx.api.revokedCode);
+    throw new RelayError(0, 'network', 'the device list is out of reach');
   }
 
   /**
@@ -249,11 +240,9 @@ export class Engine {
   async signIn(password: string): Promise<void> {
     this.ctx.requireMe();
     await this.checking?.catch(() => {}); // a check under way must not land after the new token
-    if (this.removed) throw new EngineError('device_removed', 'This device was removed from the account: signing in cannot bring it back. Erase it, then log in or link it again.');
-    const r = await refusal.signIn(this.ctx, password);
-    if (r === 'removed') {
+    if (this.removed || (await refusal.signIn(this.ctx, password)) === 'removed') {
       await this.enterRemoved();
-      throw new EngineError('device_removed', 'This device was removed from the account: signing in cannot bring it back. Erase it, then log in or link it again.');
+      throw revokedError('device_removed');
     }
     // The old socket and polls used the old token: start afresh with the new one.
     this.halt();

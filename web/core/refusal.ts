@@ -71,7 +71,7 @@ export async function signIn(ctx: Ctx, password: string): Promise<'signed_in' | 
     ctx.api.token = token;
     return 'signed_in';
   } catch (e) {
-    if ((e as { code?: unknown }).code === 'login_failed') throw new EngineError('login_failed', 'Wrong password. Type it again (it is the one you log in to Petrel with).');
+    if ((e as { code?: unknown }).code === 'login_failed') throw new EngineError('login_failed', 'Wrong password. Try again.');
     return relayMessage(e);
   }
 }
@@ -87,9 +87,9 @@ async function activeOnRelay(ctx: Ctx, sessionToken: string): Promise<boolean> {
   try {
     list = await deviceList(ctx, me.username, { fromRelay: true });
   } catch (e) {
-    if (!isCryptoError(e, 'device_list_rollback') && !isCryptoError(e, 'identity_mismatch')) throw e;
+    // Without a list of our own to put back, the relay's answer stands (the token request fails).
     const own = (await ctx.store.read(['meta'], (tx) => tx.get('meta', 'ownList')))?.value as Uint8Array | undefined;
-    if (!own) throw new EngineError('list_mismatch', 'The relay’s list of this account’s devices does not match what this device knows. Log in again with a new profile, or link this device from another one.');
+    if (!own || !(isCryptoError(e, 'device_list_rollback') || isCryptoError(e, 'identity_mismatch'))) throw e;
     await ctx.api.putDeviceList(own, sessionToken);
     list = await deviceList(ctx, me.username, { fromRelay: true });
   }

@@ -48,9 +48,11 @@ export type RevokedCode = 'device_removed' | 'signed_out';
 
 /** What a call made with a dead device token throws: nothing is sent any more (see RelayApi.revoked). */
 export function revokedError(code: RevokedCode = 'device_removed'): RelayError {
-  return code === 'signed_out'
-    ? new RelayError(401, 'signed_out', 'The relay no longer accepts this device’s sign-in: sign in again with the account password.')
-    : new RelayError(401, 'device_removed', 'This device was removed from the account: it can no longer use the relay.');
+  return new RelayError(
+    401,
+    code,
+    code === 'signed_out' ? 'This device was signed out by the relay: sign in again with your password. Your messages are kept.' : 'This device was removed from the account: it can no longer use the relay.',
+  );
 }
 
 export class RelayApi {
