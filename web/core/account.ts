@@ -56,7 +56,7 @@ function requireEmpty(ctx: Ctx): void {
   if (ctx.me) throw new EngineError('already_registered', 'This profile already belongs to an account.');
 }
 
-function relayMessage(e: unknown): never {
+export function relayMessage(e: unknown): never {
   if (e instanceof RelayError) {
     if (e.code === 'username_taken') throw new EngineError('username_taken', 'That username is taken. Choose another one.');
     if (e.code === 'invalid_username') throw new EngineError('invalid_username', 'Usernames are 3–32 characters: letters, digits, “_”, “.” and “-”.');
@@ -96,15 +96,10 @@ export async function register(ctx: Ctx, username: string, password: string, nam
  */
 export async function login(ctx: Ctx, username: string, password: string, nameFor: (deviceId: Uint8Array) => string): Promise<string> {
   requireEmpty(ctx);
-  await opaque.ready;
   try {
-    const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-    const start = await ctx.api.loginStart(username, startLoginRequest);
-    const fin = opaque.client.finishLogin({ clientLoginState, loginResponse: start.loginResponse, password, keyStretching: KEY_STRETCHING });
-    if (!fin) throw new EngineError('login_failed', 'Wrong username or password.');
-    const done = await ctx.api.loginFinish(start.loginId, fin.finishLoginRequest);
+    const done = await passwordLogin(ctx, username, password);
     if (!done.backup) throw new EngineError('no_backup', 'This account has no key backup; link this device from one of your other devices instead.');
-    const account = accountKeyFromSecret(openAccountBackup(fromB64(fin.exportKey), fromB64(done.backup)));
+    const account = accountKeyFromSecret(openAccountBackup(done.exportKey, fromB64(done.backup)));
     const name = done.username;
     const { list: current } = await ctx.api.deviceList(name);
     const list = verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey });
@@ -118,6 +113,20 @@ export async function login(ctx: Ctx, username: string, password: string, nameFo
   } catch (e) {
     return relayMessage(e);
   }
+}
+
+/**
+ * The OPAQUE login: the relay's answer (a session token, the account-key backup) and the export
+ * key that opens the backup. A wrong password fails here, in the client (`login_failed`).
+ */
+export async function passwordLogin(ctx: Ctx, username: string, password: string): Promise<{ username: string; sessionToken: string; backup: string | null; exportKey: Uint8Array }> {
+  await opaque.ready;
+  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+  const start = await ctx.api.loginStart(username, startLoginRequest);
+  const fin = opaque.client.finishLogin({ clientLoginState, loginResponse: start.loginResponse, password, keyStretching: KEY_STRETCHING });
+  if (!fin) throw new EngineError('login_failed', 'Wrong username or password.');
+  const done = await ctx.api.loginFinish(start.loginId, fin.finishLoginRequest);
+  return { ...done, exportKey: fromB64(fin.exportKey) };
 }
 
 /**

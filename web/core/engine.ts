@@ -11,9 +11,10 @@ import { Ctx, type IdentityRecord, type Lock, mutex } from './context.ts';
 import { shortDeviceId } from './device-id.ts';
 import { deviceList, lookUp, putVerified } from './directory.ts';
 import { cursorOf, processBatch } from './inbox.ts';
-import { type Fetch, RelayApi, RelayError, type WireEnvelope } from './net/api.ts';
+import { type Fetch, RelayApi, RelayError, revokedError, type WireEnvelope } from './net/api.ts';
 import { LiveSocket, type WsCtor } from './net/socket.ts';
 import { pendingRows, sendOne, writtenByUser } from './outbox.ts';
+import * as refusal from './refusal.ts';
 import * as groups from './groups.ts';
 import { uploadHistory } from './history.ts';
 import { type Body, type ConvRef, encodeContent, MAX_TEXT, newId } from './protocol/content.ts';
@@ -53,8 +54,6 @@ export interface EngineOptions {
 }
 
 const PAGE = 500;
-/** Meta key: set once the relay refused this device's token (see enterRemoved). */
-const REMOVED = 'removed';
 /** Messages a catch-up before a send stored, kept for the next sync() to return; the newest this many. */
 const MAX_UNREPORTED = 1_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -86,7 +85,11 @@ export class Engine {
   private draining: Promise<void> | null = null;
   private redrain = false;
   private running = false;
+  /** start() was called and stop() was not: signing in again resumes. */
+  private started = false;
   private connection: ConnectionState = 'offline';
+  /** The device-list check after a refused token, while one runs (see onTokenRefused). */
+  private checking: Promise<refusal.Verdict> | null = null;
   /** Strictly increasing send times in this process, so the outbox and receivers keep our order. */
   private lastAt = 0;
   private lastRefillCheck = 0;
@@ -94,7 +97,7 @@ export class Engine {
   private constructor(private readonly o: EngineOptions) {
     const api = new RelayApi(o.relayUrl, o.fetch);
     this.ctx = new Ctx(o.store, api, o.rng ?? systemRng, o.now ?? Date.now, o.lock ?? mutex());
-    api.onRevoked = () => void this.enterRemoved();
+    api.onRevoked = () => void this.onTokenRefused();
   }
 
   static async open(o: EngineOptions): Promise<Engine> {
@@ -107,11 +110,17 @@ export class Engine {
     // Not before there is an identity: an empty store holds no conversations, and must stay empty
     // (a failed register or link leaves nothing behind).
     if (id) await refreshStalePreviews(o.store);
-    // Known removed (by the page or the service worker, earlier): start in that state, offline
-    // included, and never send the dead token again.
-    if (id && (await o.store.read(['meta'], (tx) => tx.get('meta', REMOVED)))) {
+    // Known removed or signed out (by the page or the service worker, earlier): start in that
+    // state, offline included, and never send the dead token again.
+    const [removed, signedOut] = id ? await o.store.read(['meta'], async (tx) => [await tx.get('meta', refusal.REMOVED), await tx.get('meta', refusal.SIGNED_OUT)]) : [];
+    if (removed) {
       e.ctx.api.revoked = true;
+      e.ctx.api.revokedCode = 'device_removed';
       e.connection = 'removed';
+    } else if (signedOut) {
+      e.ctx.api.revoked = true;
+      // Not checked yet (the list could not be fetched): 'offline', and start() or sync() checks.
+      if ((signedOut.value as refusal.SignedOutRecord).listed) e.connection = 'signed_out';
     }
     return e;
   }
@@ -129,26 +138,118 @@ export class Engine {
     return this.connection;
   }
 
-  /** The relay refused this device's token: removed from the account, or logged out. */
+  /** This device was removed from the account (the device list says so), or logged out. Final. */
   get removed(): boolean {
+    return this.connection === 'removed';
+  }
+
+  /** The relay refused this device's token but the account still lists it: signIn() brings it back. */
+  get signedOut(): boolean {
+    return this.connection === 'signed_out';
+  }
+
+  /** The relay refused this device's token: removed, signed out, or not yet known which (see refusal.ts). */
+  get tokenRefused(): boolean {
     return this.ctx.api.revoked;
   }
 
-  /**
-   * This device was removed (the relay said so, or we removed it): stop everything that talks
-   * to the relay — socket, polling, outbox — remember it across restarts, and tell the app.
-   * Idempotent: the socket's 4403 and the HTTP 401 racing it both end up here.
-   */
-  private async enterRemoved(): Promise<void> {
-    this.ctx.api.revoked = true;
+  /** Stops everything that talks to the relay with the token: socket, polling, outbox. */
+  private halt(): void {
     this.running = false;
     this.live?.stop();
     this.live = null;
     if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.outboxTimer) clearTimeout(this.outboxTimer);
     this.pollTimer = this.outboxTimer = null;
+  }
+
+  /**
+   * The relay refused the token (HTTP 401, or the socket's 4403/4401): nothing more goes out with
+   * it, and the account's device list says whether the device was removed or only signed out.
+   * Idempotent: the socket's close and the HTTP 401 racing it share one check.
+   */
+  private onTokenRefused(): Promise<refusal.Verdict> {
+    if (this.connection === 'removed' || this.connection === 'signed_out') return Promise.resolve(this.connection);
+    this.ctx.api.revoked = true;
+    this.ctx.api.revokedCode = 'signed_out';
+    this.live?.stop();
+    this.live = null;
+    if (this.outboxTimer) clearTimeout(this.outboxTimer);
+    this.outboxTimer = null;
+    return this.checkRefusal();
+  }
+
+  /**
+   * Asks the device list what the refusal means, enters that state and stores it, so a restart
+   * makes no request with the token (one cut short before this stored anything meets the 401
+   * again, and asks again). Still listed: 'signed_out', everything stopped as when removed
+   * (but the outbox waits for signIn). Out of reach ('unknown'): 'offline', polling goes on
+   * without the token, and the next poll, wake() or sync() asks again.
+   */
+  private checkRefusal(): Promise<refusal.Verdict> {
+    this.checking ??= (async () => {
+      try {
+        const v = await refusal.verdict(this.ctx);
+        if (!this.ctx.api.revoked) return v; // signed in again meanwhile
+        if (v === 'removed') {
+          await this.enterRemoved();
+          return v;
+        }
+        const listed = v === 'signed_out';
+        if (listed) this.halt();
+        this.setConnection(listed ? 'signed_out' : 'offline');
+        const value: refusal.SignedOutRecord = { at: this.ctx.now(), listed };
+        await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.SIGNED_OUT, value })).catch(() => {});
+        return v;
+      } finally {
+        this.checking = null;
+      }
+    })();
+    return this.checking;
+  }
+
+  /**
+   * This device was removed (the device list says so, or we removed it): stop everything that
+   * talks to the relay — socket, polling, outbox — remember it across restarts, and tell the app.
+   */
+  private async enterRemoved(): Promise<void> {
+    this.ctx.api.revoked = true;
+    this.ctx.api.revokedCode = 'device_removed';
+    this.halt();
     this.setConnection('removed');
-    if (this.ctx.me) await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: REMOVED, value: this.ctx.now() })).catch(() => {});
+    if (this.ctx.me) await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.REMOVED, value: this.ctx.now() })).catch(() => {});
+  }
+
+  /** What a call that needs the token throws once it was refused; an unsettled refusal is checked first. */
+  private async requireToken(): Promise<void> {
+    if (!this.ctx.api.revoked) return;
+    if (this.connection !== 'removed' && this.connection !== 'signed_out') await this.checkRefusal();
+    if (this.removed || this.signedOut) throw revokedError(this.ctx.api.revokedCode);
+    throw new RelayError(0, 'network', 'the device list is out of reach');
+  }
+
+  /**
+   * Signs this device in again with the account password (OPAQUE, as login) after the relay
+   * refused its token while the account still lists it ('signed_out', or not yet checked): a
+   * new token for this device, stored first; then it resumes (started: catch-up, socket,
+   * outbox) with its history and outbox as they were. Also works on a device whose token
+   * has not been refused yet (a relay restored from a backup it has not noticed): the new token
+   * replaces the old. `login_failed` for a wrong password and `offline` leave everything as it
+   * was; a device the list shows removed enters 'removed' (`device_removed`).
+   */
+  async signIn(password: string): Promise<void> {
+    this.ctx.requireMe();
+    await this.checking?.catch(() => {}); // a check under way must not land after the new token
+    if (this.removed || (await refusal.signIn(this.ctx, password)) === 'removed') {
+      await this.enterRemoved();
+      throw revokedError('device_removed');
+    }
+    // The old socket and polls used the old token: start afresh with the new one.
+    this.halt();
+    this.ctx.api.revoked = false;
+    this.lastRefillCheck = 0; // a relay restored from a backup may have lost our prekeys
+    this.setConnection('offline', true);
+    if (this.started) await this.start();
   }
 
   // ---- account ------------------------------------------------------------------------
@@ -327,13 +428,19 @@ export class Engine {
    */
   async sync(opts: { waitMs?: number } = {}): Promise<MessageView[]> {
     this.ctx.requireMe();
-    if (this.removed) throw new EngineError('device_removed', 'This device was removed from the account: it can no longer send or receive.');
-    const fresh: MessageView[] = [];
-    await this.pull(fresh, opts.waitMs ?? 0);
-    const out = [...(await this.takeUnreported()), ...fresh];
-    await this.drainOutbox();
-    await this.refillPrekeys().catch(() => {});
-    return out;
+    await this.requireToken();
+    try {
+      const fresh: MessageView[] = [];
+      await this.pull(fresh, opts.waitMs ?? 0);
+      const out = [...(await this.takeUnreported()), ...fresh];
+      await this.drainOutbox();
+      await this.refillPrekeys().catch(() => {});
+      return out;
+    } catch (e) {
+      // Refused during this pass: say what it means (the device list decides), not a bare 401.
+      if (this.ctx.api.revoked) await this.requireToken();
+      throw e;
+    }
   }
 
   /**
@@ -400,8 +507,9 @@ export class Engine {
   /** Catch up, then stay live over the WebSocket (polling while it is down). */
   async start(): Promise<void> {
     if (this.running || !this.ctx.me) return;
-    if (this.removed) {
-      this.ctx.emit({ type: 'connection', state: 'removed' });
+    this.started = true;
+    if (this.removed || this.signedOut) {
+      this.ctx.emit({ type: 'connection', state: this.connection });
       return;
     }
     this.running = true;
@@ -414,6 +522,9 @@ export class Engine {
     } catch {
       this.setConnection('offline');
     }
+    // The token was refused meanwhile (or before, and the list could not be checked): no socket
+    // with it; polling checks the list again while running.
+    if (!this.running || this.ctx.api.revoked) return this.schedulePoll();
     void this.refillPrekeys().catch(() => {});
     if (this.o.WebSocket) {
       const wsUrl = this.wsUrl();
@@ -424,7 +535,7 @@ export class Engine {
           this.setConnection(s);
           if (s === 'online') void this.drainOutbox();
         },
-        onRevoked: () => void this.enterRemoved(),
+        onRevoked: () => void this.onTokenRefused(),
       });
       this.live.start();
     }
@@ -436,7 +547,7 @@ export class Engine {
    * backoff, reconnect the socket, and catch up.
    */
   async wake(): Promise<void> {
-    if (!this.ctx.me || this.removed) return;
+    if (!this.ctx.me || this.removed || this.signedOut) return;
     await this.ctx.store.write(['outbox'], async (tx) => {
       for (const r of await tx.getAll('outbox')) if (r.nextAttemptAt > 0) await tx.put('outbox', { ...r, nextAttemptAt: 0 });
     });
@@ -445,12 +556,11 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.live?.stop();
-    this.live = null;
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    if (this.outboxTimer) clearTimeout(this.outboxTimer);
+    this.started = false;
+    this.halt();
     await this.draining;
+    // A refused token's check stores its outcome: let it, before the store closes.
+    await this.checking?.catch(() => {});
   }
 
   private wsUrl(): string {
@@ -458,9 +568,12 @@ export class Engine {
     return base.replace(/^http/, 'ws') + '/v1/ws';
   }
 
-  private setConnection(s: ConnectionState): void {
-    // 'removed' is final: a socket or poll finishing late must not report 'offline' over it.
+  /** `force`: leave 'signed_out' (signIn, or the list now showing removal); nothing leaves 'removed'. */
+  private setConnection(s: ConnectionState, force = false): void {
+    // 'removed' is final and 'signed_out' waits for signIn: a socket or poll finishing late must
+    // not report 'offline' over either.
     if (s === this.connection || this.connection === 'removed') return;
+    if (this.connection === 'signed_out' && !force && s !== 'removed') return;
     this.connection = s;
     this.ctx.emit({ type: 'connection', state: s });
   }
@@ -476,7 +589,7 @@ export class Engine {
           this.setConnection('offline');
         }
       }
-      if (!this.removed) this.schedulePoll();
+      this.schedulePoll();
     }, this.o.pollMs ?? 5000);
   }
 
@@ -484,7 +597,7 @@ export class Engine {
 
   /** Drains the outbox once (concurrent callers share the pass). */
   drainOutbox(): Promise<void> {
-    if (this.removed) return Promise.resolve(); // nothing can be sent with a dead token
+    if (this.ctx.api.revoked) return Promise.resolve(); // nothing can be sent with a dead token
     if (this.draining) {
       this.redrain = true;
       return this.draining;

@@ -75,11 +75,17 @@ export interface ContactView {
 }
 
 /**
- * 'removed': the relay refused this device's token (a 401, or the socket closed with 4403):
- * the device was removed from the account, or logged out. Final: the engine makes no more
- * requests, and the app offers to erase the device (unlike 'offline', waiting changes nothing).
+ * When the relay refuses this device's token (a 401, or the socket closed with 4403), the
+ * account's signed device list decides (refusal.ts):
+ * - 'removed': the list marks the device removed (from another device, or logged out). Final:
+ *   the engine makes no more requests, and the app offers to erase the device (unlike
+ *   'offline', waiting changes nothing).
+ * - 'signed_out': the list still has the device, only its token is dead (another session issued
+ *   it a new one, or the relay's data was restored). No request goes out with the dead token,
+ *   the outbox waits, history stays; Engine.signIn(password) brings it back.
+ * Until the list answers, the state is 'offline' (the engine asks again, without the token).
  */
-export type ConnectionState = 'offline' | 'connecting' | 'online' | 'removed';
+export type ConnectionState = 'offline' | 'connecting' | 'online' | 'removed' | 'signed_out';
 
 export type EngineEvent =
   | { readonly type: 'messages'; readonly conversation: string; readonly messages: readonly MessageView[] }

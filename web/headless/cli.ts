@@ -16,6 +16,7 @@ import type { WsCtor } from '../core/net/socket.ts';
 import type { MessageView } from '../core/types.ts';
 import { checkNewPassword, CliError, MIN_PASSWORD_LENGTH, parse, relayUrl } from './cli-options.ts';
 import { explain, logoutFailed, refusedError, relayFetch } from './cli-errors.ts';
+import { RelayError } from '../core/net/api.ts';
 import { type OpenProfile, openProfile } from './cli-profile.ts';
 import { type MessageChange, watchMessageChanges } from './message-changes.ts';
 
@@ -35,6 +36,11 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   devices                                list own devices: deviceId, shortId (the id the app
                                          shows under each device), name, addedAt (ms)
   remove-device <deviceId|shortId>       remove one of your devices
+  signin <password>                      sign this device in again when the relay no longer accepts
+                                         its token (another session replaced it, or the relay's
+                                         data was restored) but the account still lists it: a new
+                                         token, history kept, waiting messages sent ("-": read
+                                         the password from stdin); \`sync\` then prints what came
   logout [--force]                       remove THIS device from the account (your other devices
                                          see it go), then erase this profile: keys, messages, all;
                                          refused on the account's only device unless --force
@@ -60,7 +66,7 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
 Relay: --relay or PETREL_RELAY (default http://localhost:8787). Profile: --profile or PETREL_PROFILE (default ./petrel-profile);
 register, login and link-code create it, every other command needs it to exist.`;
 
-const COMMANDS = new Set(['register', 'login', 'link-code', 'link-approve', 'devices', 'remove-device', 'logout', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures']);
+const COMMANDS = new Set(['register', 'login', 'signin', 'link-code', 'link-approve', 'devices', 'remove-device', 'logout', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures']);
 /** The commands that make this profile a device, and so may create the profile folder. */
 const CREATES_PROFILE = new Set(['register', 'login', 'link-code']);
 
@@ -68,7 +74,7 @@ const CREATES_PROFILE = new Set(['register', 'login', 'link-code']);
  * The engine's 'error' events that are not a refused message (web/core/after.ts, engine.ts): every
  * other one comes from the outbox, with the relay's code, when the relay refused a message.
  */
-const NOT_REFUSALS = new Set(['after_failed', 'undecryptable', 'history_failed', 'device_removed']);
+const NOT_REFUSALS = new Set(['after_failed', 'undecryptable', 'history_failed', 'device_removed', 'signed_out']);
 
 /** One command's run: the engine and what the CLI learns from it on the way. */
 interface Session {
@@ -148,7 +154,9 @@ async function main(): Promise<void> {
     await run(s, cmd, args, flags);
     ok = true;
   } catch (e) {
-    const explained = explain(e, relay, network.last, account);
+    // A refused token: the engine asks the account's device list why; stop() lets it finish.
+    if (engine?.tokenRefused) await engine.stop();
+    const explained = explain(e, relay, network.last, account, engine);
     throw cmd === 'logout' ? logoutFailed(explained) : explained;
   } finally {
     const hasAccount = engine?.state() != null;
@@ -194,18 +202,21 @@ function requireAccount(engine: Engine) {
   return s;
 }
 
+/** The relay refused this device's token: main's catch says why, once the engine checked (explain). */
+const tokenRefused = () => new RelayError(401, 'unauthorized', 'the relay refused this device’s token');
+
 /** Fails the command if the relay refused what it just sent (the outbox reports that as an 'error' event and drops the message). */
 function sent(s: Session): void {
-  // A removed device's engine keeps what it could not send and stops: no refusal event, but the
-  // command did not do what was asked.
-  if (s.engine.removed) throw refusedError('unauthorized', s.relay, s.engine.state()!.username);
+  // A removed or signed-out device's engine keeps what it could not send and stops: no refusal
+  // event, but the command did not do what was asked.
+  if (s.engine.tokenRefused) throw tokenRefused();
   if (s.refused.length) throw refusedError(s.refused.at(-1)!, s.relay, s.engine.state()!.username);
 }
 
 async function send(s: Session, conv: string, text: string, opts: { replyTo?: string } = {}): Promise<void> {
   const r = await s.engine.send(conv, text, opts);
   out(r);
-  if (s.engine.removed) throw refusedError('unauthorized', s.relay, s.engine.state()!.username);
+  if (s.engine.tokenRefused) throw tokenRefused();
   if (r.status === 'failed') throw refusedError(s.refused.at(-1) ?? 'unknown', s.relay, s.engine.state()!.username);
 }
 
@@ -256,6 +267,16 @@ async function logOut(engine: Engine, force: boolean): Promise<NonNullable<Sessi
   return done(false, only);
 }
 
+/** The first line of stdin (a password kept out of the command line). */
+async function firstLine(): Promise<string> {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const l of rl) {
+    rl.close();
+    return l;
+  }
+  throw new CliError('usage', 'signin -: no password on stdin');
+}
+
 const groupArg = (arg: string) => (arg.startsWith('group:') ? arg : `group:${arg}`);
 
 async function run(s: Session, cmd: string, args: string[], flags: Record<string, string>): Promise<void> {
@@ -273,6 +294,15 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       await engine.sync({ waitMs: 0 });
       out({ user: engine.state()!.username, device: engine.state()!.deviceId });
       return;
+    case 'signin': {
+      need(args, 1, 'signin <password> ("-": read it from stdin)');
+      const me = requireAccount(engine);
+      const password = args[0] === '-' ? await firstLine() : args[0]!;
+      await engine.signIn(password);
+      await engine.drainOutbox();
+      out({ user: me.username, device: me.deviceId, signedIn: true });
+      return;
+    }
     case 'link-code': {
       const link = await engine.startLink();
       out({ code: link.code });

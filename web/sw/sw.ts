@@ -53,6 +53,8 @@ const fetchFn = ((u: string, i?: RequestInit) => fetch(u, i)) as unknown as Fetc
 interface Fresh {
   /** The relay refused this device's token (now, or at an earlier push): it was removed. */
   readonly removed: boolean;
+  /** The relay refused the token but the account still lists the device: the password signs it in again. */
+  readonly signedOut?: boolean;
   readonly messages: MessageView[];
   readonly previews: boolean;
   /** Conversation id -> title, for "Alice in Lighthouse". */
@@ -67,12 +69,14 @@ async function catchUp(): Promise<Fresh> {
     const engine = await Engine.open({ store, relayUrl: '', fetch: fetchFn, lock });
     const me = engine.state()?.username;
     if (!me) return { removed: false, messages: [], previews, titles: new Map() };
-    // The engine remembers a 401 (in the store the page shares): once removed, no request is made.
-    const messages = engine.removed ? [] : await engine.sync().catch((e: unknown) => {
-      if (engine.removed) return [];
+    // The engine remembers a 401 (in the store the page shares): once removed or signed out, no
+    // request is made with the token.
+    const messages = engine.removed || engine.signedOut ? [] : await engine.sync().catch((e: unknown) => {
+      if (engine.removed || engine.signedOut) return [];
       throw e;
     });
     if (engine.removed) return { removed: true, messages: [], previews, titles: new Map() };
+    if (engine.signedOut) return { removed: false, signedOut: true, messages: [], previews, titles: new Map() };
     const titles = new Map((await engine.conversations()).map((c) => [c.id, c.kind === 'group' ? c.title : ''] as const));
     return { removed: false, messages: messages.filter((m) => m.from !== me && !m.system), previews, titles };
   } finally {
@@ -103,6 +107,15 @@ async function syncAndNotify(): Promise<void> {
     await self.registration.showNotification('Petrel', {
       body: 'This device was removed from your account. Open Petrel to erase it and start again.',
       tag: 'petrel-removed',
+      data: { conversation: null },
+    });
+    return;
+  }
+  if (fresh?.signedOut) {
+    // Still pushed to (the device is listed): say what to do, once (the tag replaces it).
+    await self.registration.showNotification('Petrel', {
+      body: 'This device was signed out by the relay. Open Petrel and enter your password to sign in again: your messages are still here.',
+      tag: 'petrel-signed-out',
       data: { conversation: null },
     });
     return;

@@ -5,6 +5,7 @@ import { Conversation } from './conversation.tsx';
 import { reloadPending, reloadSafely } from './drafts.ts';
 import { Panels } from './panels.tsx';
 import { Removed, RemovedBanner } from './removed.tsx';
+import { SignedOutBanner } from './signed-out.tsx';
 import { connection, current, me, online, panel, pending, persistence, readingRemoved, saveSettings, settings, toast, updateReady } from './state.ts';
 import { Welcome } from './welcome.tsx';
 
@@ -65,11 +66,13 @@ function UpdateBanner() {
 
 function Shell() {
   const removed = connection.value === 'removed';
-  // A removed device is not offline: waiting for the network would change nothing.
-  const offline = !removed && (!online.value || connection.value === 'offline');
+  const signedOut = connection.value === 'signed_out';
+  // A removed or signed-out device is not offline: waiting for the network would change nothing.
+  const offline = !removed && !signedOut && (!online.value || connection.value === 'offline');
   return (
     <div class={`shell ${current.value ? 'has-conversation' : ''} ${panel.value.kind !== 'none' ? 'has-panel' : ''}`}>
       {removed && <RemovedBanner />}
+      {signedOut && <SignedOutBanner />}
       {offline && <div class="banner offline" role="status">Offline — messages you send wait in the outbox and go out when you are back online.</div>}
       {me.value && !me.value.hasAccountKey && <div class="banner" role="status">Finishing the link: waiting for your other device to send the account key…</div>}
       {persistence.value === false && !settings.value.persistNoticeSeen && (

@@ -43,20 +43,29 @@ export interface Mismatch {
   readonly extra: readonly { user: string; devices: string[] }[];
 }
 
+/** Why the device token is dead, as the engine learnt from the account's device list (web/core/refusal.ts). */
+export type RevokedCode = 'device_removed' | 'signed_out';
+
 /** What a call made with a dead device token throws: nothing is sent any more (see RelayApi.revoked). */
-export function revokedError(): RelayError {
-  return new RelayError(401, 'device_removed', 'This device was removed from the account (or its sign-in was replaced): it can no longer use the relay.');
+export function revokedError(code: RevokedCode = 'device_removed'): RelayError {
+  return new RelayError(
+    401,
+    code,
+    code === 'signed_out' ? 'This device was signed out by the relay: sign in again with your password. Your messages are kept.' : 'This device was removed from the account: it can no longer use the relay.',
+  );
 }
 
 export class RelayApi {
   token: string | null = null;
   /**
-   * The relay refused our device token (401): the device was removed from the account or its
-   * token replaced. Neither comes back — a removed device never returns to the list — so from
-   * then on calls with that token fail here without a request (it was polled every few seconds,
-   * forever). Calls without a token (the public device list, login) still go out.
+   * The relay refused our device token (401): the device was removed from the account, or its
+   * token was replaced (signed out). That token never works again, so from then on calls with it
+   * fail here without a request (it was polled every few seconds, forever); a new token (the
+   * engine's signIn) clears this. Calls without a token (the public device list, login) still go out.
    */
   revoked = false;
+  /** What those calls throw: set by the engine once the device list told removal from signing out. */
+  revokedCode: RevokedCode = 'signed_out';
   /** Told once, at the first 401 to the device token. */
   onRevoked: (() => void) | null = null;
 
@@ -70,7 +79,7 @@ export class RelayApi {
     return token !== null && token === this.token;
   }
 
-  /** A 401 to the device token: the one signal that this device is no longer on the account. */
+  /** A 401 to the device token: the device was removed or signed out (the engine asks the device list which). */
   private checkRevoked(status: number, token: string | null): void {
     if (status !== 401 || !this.usesDeviceToken(token) || this.revoked) return;
     this.revoked = true;
@@ -78,7 +87,7 @@ export class RelayApi {
   }
 
   async call<T = any>(method: string, path: string, body?: unknown, token: string | null = this.token): Promise<T> {
-    if (this.revoked && this.usesDeviceToken(token)) throw revokedError();
+    if (this.revoked && this.usesDeviceToken(token)) throw revokedError(this.revokedCode);
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -147,7 +156,7 @@ export class RelayApi {
   // attachments (relay/routes/attachments.ts)
   createAttachment = (size: number) => this.call<{ id: string; chunkSize: number; expiresAt: number }>('POST', '/v1/attachments', { size });
   async putChunk(id: string, idx: number, bytes: Uint8Array): Promise<void> {
-    if (this.revoked) throw revokedError();
+    if (this.revoked) throw revokedError(this.revokedCode);
     let res;
     try {
       res = await this.fetch(`${this.base}/v1/attachments/${id}/chunks/${idx}`, {
@@ -167,7 +176,7 @@ export class RelayApi {
   }
   completeAttachment = (id: string) => this.call('POST', `/v1/attachments/${id}/complete`);
   async downloadAttachment(id: string): Promise<Uint8Array> {
-    if (this.revoked) throw revokedError();
+    if (this.revoked) throw revokedError(this.revokedCode);
     let res;
     try {
       res = await this.fetch(`${this.base}/v1/attachments/${id}`, { method: 'GET', headers: { authorization: `Bearer ${this.token}` } });
