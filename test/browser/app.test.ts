@@ -141,7 +141,8 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await a1.getByTestId('approve-code').fill(code.slice(0, i) + (code[i] === 'x' ? 'y' : 'x') + code.slice(i + 1));
     await a1.getByRole('button', { name: 'Approve device' }).click();
     await a1.getByRole('alert').filter({ hasText: 'mistyped' }).waitFor({ timeout: 10_000 });
-    expect(await a1.locator('.devices li').count()).toBe(1);
+    // (The list loads on its own: under load it can come after the alert.)
+    await expect.poll(() => a1.locator('.devices li').count()).toBe(1);
     // Wrapped over lines, as a narrow window or a chat may paste it: accepted.
     await a1.getByTestId('approve-code').fill(`${code.slice(0, 46)}\n${code.slice(46)}\n`);
     await a1.getByLabel('Name for it (optional)').fill('Alice’s laptop');
@@ -217,6 +218,10 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     await a1.getByRole('button', { name: 'Contact info' }).click();
     const digits = a1.getByLabel('Safety number digits');
     await digits.waitFor();
+    // The QR code is an SVG image in a data: URL: it loads under the CSP, at 4 px per module.
+    const qr = a1.getByRole('img', { name: 'Safety number as a QR code' });
+    await expect.poll(() => qr.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
+    expect(((await qr.boundingBox())!.width - 32) % 4).toBe(0);
     // Bob, on his phone, sees the same number for Alice: they compare, it matches.
     await openChat(b1, alice);
     await b1.getByRole('button', { name: 'Contact info' }).click();
