@@ -24,7 +24,8 @@ const FORBIDDEN: [RegExp, string][] = [
   [/\sstyle=\{|\sstyle="|setAttribute\(\s*['"]style|\.cssText\b/, 'a style attribute (CSP: style-src without unsafe-inline)'],
   [/\son[a-z]+="/, 'an inline event handler attribute'],
   [/javascript:/, 'a javascript: URL'],
-  [/['"`(](?:https?:)?\/\/(?!localhost|127\.0\.0\.1)[a-z0-9]/i, 'a URL of another origin'],
+  // (SVG's namespace name is a URI that is never fetched.)
+  [/['"`(](?:https?:)?\/\/(?!localhost|127\.0\.0\.1|www\.w3\.org\/2000\/svg")[a-z0-9]/i, 'a URL of another origin'],
 ];
 
 /** Comments may name what they avoid ("no innerHTML"); a `//` right after a quote or colon is a URL. */
