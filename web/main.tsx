@@ -6,6 +6,7 @@ import { render } from 'preact';
 import { nameWithShortId } from './core/device-id.ts';
 import { bootEngine, guessDeviceName } from './net/boot.ts';
 import { registerServiceWorker, requestPersistence } from './net/sw-bridge.ts';
+import type { EngineEvent } from './core/types.ts';
 import { App } from './ui/app.tsx';
 import { restoreDrafts } from './ui/drafts.ts';
 import { engine, handleEvent, loadSettings, me, online, openConversation, persistence, refreshConversations, say, updateReady } from './ui/state.ts';
@@ -22,7 +23,11 @@ async function main() {
   try {
     const e = await bootEngine((shortId) => nameWithShortId(guessDeviceName(), shortId));
     engine.value = e;
-    e.on(handleEvent);
+    // Each tab runs an engine; whichever takes a message from the relay first stores it, the others
+    // find nothing new. So what changed is passed on to every tab (not a tab's connection or outbox).
+    const tabs = new BroadcastChannel('petrel');
+    tabs.onmessage = (m) => handleEvent(m.data as EngineEvent);
+    e.on((ev) => (handleEvent(ev), /^(m|conv|t|k|h|d)/.test(ev.type) && tabs.postMessage(ev)));
     me.value = e.state();
     await loadSettings();
     await refreshConversations();

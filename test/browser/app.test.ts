@@ -303,7 +303,7 @@ describe.skipIf(!hasChromium)('the PWA in Chromium', () => {
     c1.once('dialog', (d) => void d.accept());
     await c1.getByRole('button', { name: 'Group info' }).click();
     await c1.getByRole('button', { name: 'Leave group' }).click();
-    await c1.getByText('You left this group.', { exact: false }).waitFor({ timeout: 15_000 });
+    await c1.getByRole('dialog', { name: 'Group info' }).getByText('You are no longer a member of this group.', { exact: false }).waitFor({ timeout: 15_000 });
     for (const name of ['Rename', 'Add', 'Leave group', `Remove ${bob}`]) expect(await c1.getByRole('button', { name, exact: true }).count(), name).toBe(0);
     await shot(c1, '07b-left-group-info');
     c1.once('dialog', (d) => void d.accept());

@@ -58,7 +58,7 @@ function requireEmpty(ctx: Ctx): void {
 
 export function relayMessage(e: unknown): never {
   if (e instanceof RelayError) {
-    if (e.code === 'username_taken') throw new EngineError('username_taken', 'That username is taken. Choose another one.');
+    if (e.code === 'username_taken') throw new EngineError('username_taken', 'That username is taken. Choose another one, or Log in if it is yours.');
     if (e.code === 'invalid_username') throw new EngineError('invalid_username', 'Usernames are 3–32 characters: letters, digits, “_”, “.” and “-”.');
     if (e.code === 'login_failed') throw new EngineError('login_failed', 'Wrong username or password.');
     if (e.code === 'rate_limited') throw new EngineError('rate_limited', 'Too many attempts. Wait a minute and try again.');
@@ -80,10 +80,12 @@ export async function register(ctx: Ctx, username: string, password: string, nam
     const { registrationRecord, exportKey } = opaque.client.finishRegistration({ clientRegistrationState, registrationResponse: start.registrationResponse, password, keyStretching: KEY_STRETCHING });
     const fin = await ctx.api.registerFinish(username, registrationRecord);
     const name = fin.username; // normalised by the relay
+    // The backup before the list: a registration cut short (a reload, a lost connection) before
+    // the list is finished by logging in (below); a list whose account key is lost never could be.
+    await ctx.api.putBackup(sealAccountBackup(fromB64(exportKey), account.secretKey, ctx.rng), fin.sessionToken);
     const signed = signDeviceList(newDeviceList(name, account.publicKey, device, deviceName, ctx.now()), account);
     await ctx.api.putDeviceList(signed.bytes, fin.sessionToken);
     const { token } = await ctx.api.issueToken(device.deviceId, fin.sessionToken);
-    await ctx.api.putBackup(sealAccountBackup(fromB64(exportKey), account.secretKey, ctx.rng), fin.sessionToken);
     await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes);
   } catch (e) {
     relayMessage(e);
@@ -98,14 +100,20 @@ export async function login(ctx: Ctx, username: string, password: string, nameFo
   requireEmpty(ctx);
   try {
     const done = await passwordLogin(ctx, username, password);
-    if (!done.backup) throw new EngineError('no_backup', 'This account has no key backup; link this device from one of your other devices instead.');
-    const account = accountKeyFromSecret(openAccountBackup(done.exportKey, fromB64(done.backup)));
     const name = done.username;
-    const { list: current } = await ctx.api.deviceList(name);
-    const list = verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey });
+    // No list yet: the account's registration stopped short (a reload, a lost connection), and
+    // knowing the password, this device finishes it — with the backed-up key, or a new one.
+    const current = await ctx.api.deviceList(name).then(
+      (r) => r.list,
+      (e: unknown) => (e instanceof RelayError && e.code === 'no_device_list' ? null : Promise.reject(e)),
+    );
+    if (!done.backup && current) throw new EngineError('no_backup', 'This account has no key backup; link this device from one of your other devices instead.');
+    const account = done.backup ? accountKeyFromSecret(openAccountBackup(done.exportKey, fromB64(done.backup))) : generateAccountKey(ctx.rng);
+    if (!done.backup) await ctx.api.putBackup(sealAccountBackup(done.exportKey, account.secretKey, ctx.rng), done.sessionToken);
     const device = generateDevice(ctx.rng);
     const deviceName = nameFor(device.deviceId);
-    const signed = signDeviceList(withDeviceAdded(list, device, deviceName, ctx.now()), account);
+    const now = ctx.now();
+    const signed = signDeviceList(current ? withDeviceAdded(verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey }), device, deviceName, now) : newDeviceList(name, account.publicKey, device, deviceName, now), account);
     await ctx.api.putDeviceList(signed.bytes, done.sessionToken);
     const { token } = await ctx.api.issueToken(device.deviceId, done.sessionToken);
     await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes);

@@ -38,7 +38,7 @@ export interface EngineOptions {
   readonly WebSocket?: WsCtor;
   readonly rng?: Rng;
   readonly now?: () => number;
-  /** Exclusive access across engines sharing one store (Web Locks in the browser). */
+  /** Exclusive access across engines sharing one store (Web Locks in the browser); each turn rereads sessions. */
   readonly lock?: Lock;
   /**
    * What this device calls itself in the account's device list when it registers or logs in
@@ -96,7 +96,11 @@ export class Engine {
 
   private constructor(private readonly o: EngineOptions) {
     const api = new RelayApi(o.relayUrl, o.fetch);
-    this.ctx = new Ctx(o.store, api, o.rng ?? systemRng, o.now ?? Date.now, o.lock ?? mutex());
+    // A lock shared with other engines (another tab, the service worker) means they may have
+    // advanced a session since we cached it: sending on a stale one reuses message keys, and the
+    // receiver drops those messages. So each turn starts from what the store holds.
+    const lock = o.lock;
+    this.ctx = new Ctx(o.store, api, o.rng ?? systemRng, o.now ?? Date.now, lock ? (fn) => lock(() => (this.ctx.sessions.clear(), this.ctx.sentLogs.clear(), fn())) : mutex());
     api.onRevoked = () => void this.onTokenRefused();
   }
 

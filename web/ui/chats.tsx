@@ -64,7 +64,7 @@ export function Chats() {
                     {isVerified(c) && <VerifiedMark user={c.title} compact />}
                     {c.keyWarning && <span class="warn" title="Safety number changed"><span aria-hidden="true"> ⚠</span><span class="visually-hidden">, safety number changed</span></span>}
                   </span>
-                  <span class="chat-preview">{c.left ? 'You left this group' : c.lastPreview || 'No messages yet'}</span>
+                  <span class="chat-preview">{c.left ? 'You are no longer a member' : c.lastPreview || 'No messages yet'}</span>
                 </span>
                 <span class="chat-meta">
                   <time>{when(c.lastActivity)}</time>

@@ -141,9 +141,9 @@ function GroupInfo() {
 function LeftGroupInfo({ conv }: { conv: ConversationRow }) {
   return (
     <Panel title="Group info">
-      <p class="banner" role="status">You left this group. You can read its messages here, but not send or change anything.</p>
+      <p class="banner" role="status">You are no longer a member of this group. You can read its messages here, but not send or change anything.</p>
       <p>Name: <strong>{conv.title}</strong></p>
-      <h3>Members when you left</h3>
+      <h3>Members at the time</h3>
       <ul class="members">
         {conv.members.map((m) => <li key={m}>{m}</li>)}
       </ul>

@@ -1,6 +1,6 @@
 /** First run: create an account, log in as a new device, or link this device with a code. */
 import { signal, useSignal } from '@preact/signals';
-import { act, engine, me, refreshConversations, say } from './state.ts';
+import { act, engine, me, refreshConversations, say, toast } from './state.ts';
 import { Qr } from './qr.tsx';
 
 type Tab = 'register' | 'login' | 'link';
@@ -58,7 +58,9 @@ function Credentials({ mode }: { mode: 'register' | 'login' }) {
       return true;
     });
     busy.value = false;
-    if (ok) await entered();
+    if (!ok) return;
+    toast.value = null; // an error from an earlier try ("That username is taken") no longer applies
+    await entered();
   };
   return (
     <form class="card" onSubmit={submit}>
