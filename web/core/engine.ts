@@ -79,20 +79,20 @@ function abortableSleep(ms: number, signal?: CancelSignal): Promise<void> {
 
 export class Engine {
   readonly ctx: Ctx;
-  private live: LiveSocket | null = null;
-  private pollTimer: ReturnType<typeof setTimeout> | null = null;
-  private outboxTimer: ReturnType<typeof setTimeout> | null = null;
-  private draining: Promise<void> | null = null;
-  private redrain = false;
-  private running = false;
+  #live: LiveSocket | null = null;
+  #pollTimer: ReturnType<typeof setTimeout> | null = null;
+  #outboxTimer: ReturnType<typeof setTimeout> | null = null;
+  #draining: Promise<void> | null = null;
+  #redrain = false;
+  #running = false;
   /** start() was called and stop() was not: signing in again resumes. */
-  private started = false;
-  private connection: ConnectionState = 'offline';
+  #started = false;
+  #connection: ConnectionState = 'offline';
   /** The device-list check after a refused token, while one runs (see onTokenRefused). */
-  private checking: Promise<refusal.Verdict> | null = null;
+  #checking: Promise<refusal.Verdict> | null = null;
   /** Strictly increasing send times in this process, so the outbox and receivers keep our order. */
-  private lastAt = 0;
-  private lastRefillCheck = 0;
+  #lastAt = 0;
+  #lastRefillCheck = 0;
 
   private constructor(private readonly o: EngineOptions) {
     const api = new RelayApi(o.relayUrl, o.fetch);
@@ -101,7 +101,7 @@ export class Engine {
     // receiver drops those messages. So each turn starts from what the store holds.
     const lock = o.lock;
     this.ctx = new Ctx(o.store, api, o.rng ?? systemRng, o.now ?? Date.now, lock ? (fn) => lock(() => (this.ctx.sessions.clear(), this.ctx.sentLogs.clear(), fn())) : mutex());
-    api.onRevoked = () => void this.onTokenRefused();
+    api.onRevoked = () => void this.#onTokenRefused();
   }
 
   static async open(o: EngineOptions): Promise<Engine> {
@@ -120,11 +120,11 @@ export class Engine {
     if (removed) {
       e.ctx.api.revoked = true;
       e.ctx.api.revokedCode = 'device_removed';
-      e.connection = 'removed';
+      e.#connection = 'removed';
     } else if (signedOut) {
       e.ctx.api.revoked = true;
       // Not checked yet (the list could not be fetched): 'offline', and start() or sync() checks.
-      if ((signedOut.value as refusal.SignedOutRecord).listed) e.connection = 'signed_out';
+      if ((signedOut.value as refusal.SignedOutRecord).listed) e.#connection = 'signed_out';
     }
     return e;
   }
@@ -139,17 +139,17 @@ export class Engine {
   }
 
   get connectionState(): ConnectionState {
-    return this.connection;
+    return this.#connection;
   }
 
   /** This device was removed from the account (the device list says so), or logged out. Final. */
   get removed(): boolean {
-    return this.connection === 'removed';
+    return this.#connection === 'removed';
   }
 
   /** The relay refused this device's token but the account still lists it: signIn() brings it back. */
   get signedOut(): boolean {
-    return this.connection === 'signed_out';
+    return this.#connection === 'signed_out';
   }
 
   /** The relay refused this device's token: removed, signed out, or not yet known which (see refusal.ts). */
@@ -158,13 +158,13 @@ export class Engine {
   }
 
   /** Stops everything that talks to the relay with the token: socket, polling, outbox. */
-  private halt(): void {
-    this.running = false;
-    this.live?.stop();
-    this.live = null;
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    if (this.outboxTimer) clearTimeout(this.outboxTimer);
-    this.pollTimer = this.outboxTimer = null;
+  #halt(): void {
+    this.#running = false;
+    this.#live?.stop();
+    this.#live = null;
+    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+    if (this.#outboxTimer) clearTimeout(this.#outboxTimer);
+    this.#pollTimer = this.#outboxTimer = null;
   }
 
   /**
@@ -172,15 +172,15 @@ export class Engine {
    * it, and the account's device list says whether the device was removed or only signed out.
    * Idempotent: the socket's close and the HTTP 401 racing it share one check.
    */
-  private onTokenRefused(): Promise<refusal.Verdict> {
-    if (this.connection === 'removed' || this.connection === 'signed_out') return Promise.resolve(this.connection);
+  #onTokenRefused(): Promise<refusal.Verdict> {
+    if (this.#connection === 'removed' || this.#connection === 'signed_out') return Promise.resolve(this.#connection);
     this.ctx.api.revoked = true;
     this.ctx.api.revokedCode = 'signed_out';
-    this.live?.stop();
-    this.live = null;
-    if (this.outboxTimer) clearTimeout(this.outboxTimer);
-    this.outboxTimer = null;
-    return this.checkRefusal();
+    this.#live?.stop();
+    this.#live = null;
+    if (this.#outboxTimer) clearTimeout(this.#outboxTimer);
+    this.#outboxTimer = null;
+    return this.#checkRefusal();
   }
 
   /**
@@ -190,44 +190,44 @@ export class Engine {
    * (but the outbox waits for signIn). Out of reach ('unknown'): 'offline', polling goes on
    * without the token, and the next poll, wake() or sync() asks again.
    */
-  private checkRefusal(): Promise<refusal.Verdict> {
-    this.checking ??= (async () => {
+  #checkRefusal(): Promise<refusal.Verdict> {
+    this.#checking ??= (async () => {
       try {
         const v = await refusal.verdict(this.ctx);
         if (!this.ctx.api.revoked) return v; // signed in again meanwhile
         if (v === 'removed') {
-          await this.enterRemoved();
+          await this.#enterRemoved();
           return v;
         }
         const listed = v === 'signed_out';
-        if (listed) this.halt();
-        this.setConnection(listed ? 'signed_out' : 'offline');
+        if (listed) this.#halt();
+        this.#setConnection(listed ? 'signed_out' : 'offline');
         const value: refusal.SignedOutRecord = { at: this.ctx.now(), listed };
         await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.SIGNED_OUT, value })).catch(() => {});
         return v;
       } finally {
-        this.checking = null;
+        this.#checking = null;
       }
     })();
-    return this.checking;
+    return this.#checking;
   }
 
   /**
    * This device was removed (the device list says so, or we removed it): stop everything that
    * talks to the relay — socket, polling, outbox — remember it across restarts, and tell the app.
    */
-  private async enterRemoved(): Promise<void> {
+  async #enterRemoved(): Promise<void> {
     this.ctx.api.revoked = true;
     this.ctx.api.revokedCode = 'device_removed';
-    this.halt();
-    this.setConnection('removed');
+    this.#halt();
+    this.#setConnection('removed');
     if (this.ctx.me) await this.ctx.store.write(['meta'], (tx) => tx.put('meta', { key: refusal.REMOVED, value: this.ctx.now() })).catch(() => {});
   }
 
   /** What a call that needs the token throws once it was refused; an unsettled refusal is checked first. */
-  private async requireToken(): Promise<void> {
+  async #requireToken(): Promise<void> {
     if (!this.ctx.api.revoked) return;
-    if (this.connection !== 'removed' && this.connection !== 'signed_out') await this.checkRefusal();
+    if (this.#connection !== 'removed' && this.#connection !== 'signed_out') await this.#checkRefusal();
     if (this.removed || this.signedOut) throw revokedError(this.ctx.api.revokedCode);
     throw new RelayError(0, 'network', 'the device list is out of reach');
   }
@@ -243,33 +243,33 @@ export class Engine {
    */
   async signIn(password: string): Promise<void> {
     this.ctx.requireMe();
-    await this.checking?.catch(() => {}); // a check under way must not land after the new token
+    await this.#checking?.catch(() => {}); // a check under way must not land after the new token
     if (this.removed || (await refusal.signIn(this.ctx, password)) === 'removed') {
-      await this.enterRemoved();
+      await this.#enterRemoved();
       throw revokedError('device_removed');
     }
     // The old socket and polls used the old token: start afresh with the new one.
-    this.halt();
+    this.#halt();
     this.ctx.api.revoked = false;
-    this.lastRefillCheck = 0; // a relay restored from a backup may have lost our prekeys
-    this.setConnection('offline', true);
-    if (this.started) await this.start();
+    this.#lastRefillCheck = 0; // a relay restored from a backup may have lost our prekeys
+    this.#setConnection('offline', true);
+    if (this.#started) await this.start();
   }
 
   // ---- account ------------------------------------------------------------------------
 
   /** This device's name for itself (EngineOptions.deviceName), now that its id is known. */
-  private nameFor(deviceId: Uint8Array, fallback: string): string {
+  #nameFor(deviceId: Uint8Array, fallback: string): string {
     const n = this.o.deviceName;
     return account.deviceNameOrDefault(typeof n === 'function' ? n(shortDeviceId(deviceId)) : n, fallback);
   }
 
   register(username: string, password: string): Promise<void> {
-    return account.register(this.ctx, username, password, (id) => this.nameFor(id, 'First device'));
+    return account.register(this.ctx, username, password, (id) => this.#nameFor(id, 'First device'));
   }
 
   async login(username: string, password: string): Promise<void> {
-    const name = await account.login(this.ctx, username, password, (id) => this.nameFor(id, 'New device'));
+    const name = await account.login(this.ctx, username, password, (id) => this.#nameFor(id, 'New device'));
     await this.sendControl([], { type: 'device-added', device: this.ctx.requireMe().deviceB64, name });
   }
 
@@ -278,7 +278,7 @@ export class Engine {
     const link = await account.startLink(this.ctx);
     const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
     const done = (async () => {
-      await account.claimLinkedDevice(this.ctx, link, this.nameFor(link.device.deviceId, 'Linked device'), { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
+      await account.claimLinkedDevice(this.ctx, link, this.#nameFor(link.device.deviceId, 'Linked device'), { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
       // Claimed and stored: this device belongs to the account now, and nothing from here on may
       // undo that. A relay out of reach is waited out; if it outlasts the link, the next start
       // (or sync) goes on where this stopped.
@@ -288,7 +288,7 @@ export class Engine {
       for (;;) {
         try {
           // First the prekeys: the approving device sends the account key once it can reach us.
-          if (!prekeys) await this.refillPrekeys(true);
+          if (!prekeys) await this.#refillPrekeys(true);
           prekeys = true;
           await this.sync();
         } catch (e) {
@@ -406,13 +406,13 @@ export class Engine {
    */
   async logOut(): Promise<void> {
     if (!this.removed) await account.removeDevice(this.ctx, this.ctx.requireMe().deviceB64, { self: true });
-    await this.enterRemoved();
+    await this.#enterRemoved();
   }
 
   // ---- receiving ----------------------------------------------------------------------
 
   /** Handles one batch of envelopes (socket or page); returns the cursor to acknowledge. */
-  private async receive(items: readonly WireEnvelope[], collect?: MessageView[]): Promise<number> {
+  async #receive(items: readonly WireEnvelope[], collect?: MessageView[]): Promise<number> {
     const r = await processBatch(this.ctx, items);
     const views = r.added.map(messageView);
     collect?.push(...views);
@@ -432,17 +432,17 @@ export class Engine {
    */
   async sync(opts: { waitMs?: number } = {}): Promise<MessageView[]> {
     this.ctx.requireMe();
-    await this.requireToken();
+    await this.#requireToken();
     try {
       const fresh: MessageView[] = [];
-      await this.pull(fresh, opts.waitMs ?? 0);
-      const out = [...(await this.takeUnreported()), ...fresh];
+      await this.#pull(fresh, opts.waitMs ?? 0);
+      const out = [...(await this.#takeUnreported()), ...fresh];
       await this.drainOutbox();
-      await this.refillPrekeys().catch(() => {});
+      await this.#refillPrekeys().catch(() => {});
       return out;
     } catch (e) {
       // Refused during this pass: say what it means (the device list decides), not a bare 401.
-      if (this.ctx.api.revoked) await this.requireToken();
+      if (this.ctx.api.revoked) await this.#requireToken();
       throw e;
     }
   }
@@ -452,18 +452,18 @@ export class Engine {
    * Checked at most once a minute once a check went through; after a failure, at the next call
    * (a device whose first upload failed cannot be reached until one succeeds); `force`: now.
    */
-  private async refillPrekeys(force = false): Promise<void> {
-    if (!force && this.ctx.now() - this.lastRefillCheck <= 60_000) return;
+  async #refillPrekeys(force = false): Promise<void> {
+    if (!force && this.ctx.now() - this.#lastRefillCheck <= 60_000) return;
     await account.refillPrekeys(this.ctx);
-    this.lastRefillCheck = this.ctx.now();
+    this.#lastRefillCheck = this.ctx.now();
   }
 
-  private async pull(out: MessageView[], waitMs: number): Promise<void> {
+  async #pull(out: MessageView[], waitMs: number): Promise<void> {
     const end = this.ctx.now() + waitMs;
     for (;;) {
       const page = await this.ctx.api.inbox(await cursorOf(this.ctx), PAGE);
       if (page.envelopes.length) {
-        const cursor = await this.receive(page.envelopes, out);
+        const cursor = await this.#receive(page.envelopes, out);
         await this.ctx.api.ack(cursor).catch(() => {});
       }
       if (page.more) continue;
@@ -479,10 +479,10 @@ export class Engine {
    * and a change made on a stale view is merged by every member (group-state.ts).
    */
   async catchUp(): Promise<void> {
-    if (this.live?.connected) return;
+    if (this.#live?.connected) return;
     const got: MessageView[] = [];
     try {
-      await this.pull(got, 0);
+      await this.#pull(got, 0);
     } catch {
       return;
     }
@@ -493,7 +493,7 @@ export class Engine {
     });
   }
 
-  private async takeUnreported(): Promise<MessageView[]> {
+  async #takeUnreported(): Promise<MessageView[]> {
     const rows = await this.ctx.store.write(['meta', 'messages'], async (tx) => {
       const keys = ((await tx.get('meta', 'unreported'))?.value as string[] | undefined) ?? [];
       if (!keys.length) return [];
@@ -510,40 +510,40 @@ export class Engine {
 
   /** Catch up, then stay live over the WebSocket (polling while it is down). */
   async start(): Promise<void> {
-    if (this.running || !this.ctx.me) return;
-    this.started = true;
+    if (this.#running || !this.ctx.me) return;
+    this.#started = true;
     if (this.removed || this.signedOut) {
-      this.ctx.emit({ type: 'connection', state: this.connection });
+      this.ctx.emit({ type: 'connection', state: this.#connection });
       return;
     }
-    this.running = true;
-    this.setConnection('connecting');
+    this.#running = true;
+    this.#setConnection('connecting');
     // Say what waits in the outbox before anything touches the network: started offline, the sync
     // below fails and the count would otherwise not be told until the network is back.
     this.ctx.emit({ type: 'outbox', pending: (await pendingRows(this.ctx)).filter(writtenByUser).length });
     try {
       await this.sync();
     } catch {
-      this.setConnection('offline');
+      this.#setConnection('offline');
     }
     // The token was refused meanwhile (or before, and the list could not be checked): no socket
     // with it; polling checks the list again while running.
-    if (!this.running || this.ctx.api.revoked) return this.schedulePoll();
-    void this.refillPrekeys().catch(() => {});
+    if (!this.#running || this.ctx.api.revoked) return this.#schedulePoll();
+    void this.#refillPrekeys().catch(() => {});
     if (this.o.WebSocket) {
-      const wsUrl = this.wsUrl();
-      this.live = new LiveSocket(wsUrl, () => this.ctx.api.token, this.o.WebSocket, {
+      const wsUrl = this.#wsUrl();
+      this.#live = new LiveSocket(wsUrl, () => this.ctx.api.token, this.o.WebSocket, {
         cursor: () => cursorOf(this.ctx),
-        onEnvelopes: (items) => this.receive(items),
+        onEnvelopes: (items) => this.#receive(items),
         onState: (s) => {
-          this.setConnection(s);
+          this.#setConnection(s);
           if (s === 'online') void this.drainOutbox();
         },
-        onRevoked: () => void this.onTokenRefused(),
+        onRevoked: () => void this.#onTokenRefused(),
       });
-      this.live.start();
+      this.#live.start();
     }
-    this.schedulePoll();
+    this.#schedulePoll();
   }
 
   /**
@@ -555,45 +555,45 @@ export class Engine {
     await this.ctx.store.write(['outbox'], async (tx) => {
       for (const r of await tx.getAll('outbox')) if (r.nextAttemptAt > 0) await tx.put('outbox', { ...r, nextAttemptAt: 0 });
     });
-    this.live?.kick();
+    this.#live?.kick();
     await this.sync().catch(() => this.drainOutbox());
   }
 
   async stop(): Promise<void> {
-    this.started = false;
-    this.halt();
-    await this.draining;
+    this.#started = false;
+    this.#halt();
+    await this.#draining;
     // A refused token's check stores its outcome: let it, before the store closes.
-    await this.checking?.catch(() => {});
+    await this.#checking?.catch(() => {});
   }
 
-  private wsUrl(): string {
+  #wsUrl(): string {
     const base = this.o.relayUrl || (globalThis as { location?: { origin: string } }).location?.origin || '';
     return base.replace(/^http/, 'ws') + '/v1/ws';
   }
 
   /** `force`: leave 'signed_out' (signIn, or the list now showing removal); nothing leaves 'removed'. */
-  private setConnection(s: ConnectionState, force = false): void {
+  #setConnection(s: ConnectionState, force = false): void {
     // 'removed' is final and 'signed_out' waits for signIn: a socket or poll finishing late must
     // not report 'offline' over either.
-    if (s === this.connection || this.connection === 'removed') return;
-    if (this.connection === 'signed_out' && !force && s !== 'removed') return;
-    this.connection = s;
+    if (s === this.#connection || this.#connection === 'removed') return;
+    if (this.#connection === 'signed_out' && !force && s !== 'removed') return;
+    this.#connection = s;
     this.ctx.emit({ type: 'connection', state: s });
   }
 
-  private schedulePoll(): void {
-    if (!this.running) return;
-    this.pollTimer = setTimeout(async () => {
-      if (!this.live?.connected) {
+  #schedulePoll(): void {
+    if (!this.#running) return;
+    this.#pollTimer = setTimeout(async () => {
+      if (!this.#live?.connected) {
         try {
           await this.sync();
-          if (!this.o.WebSocket) this.setConnection('online');
+          if (!this.o.WebSocket) this.#setConnection('online');
         } catch {
-          this.setConnection('offline');
+          this.#setConnection('offline');
         }
       }
-      this.schedulePoll();
+      this.#schedulePoll();
     }, this.o.pollMs ?? 5000);
   }
 
@@ -602,14 +602,14 @@ export class Engine {
   /** Drains the outbox once (concurrent callers share the pass). */
   drainOutbox(): Promise<void> {
     if (this.ctx.api.revoked) return Promise.resolve(); // nothing can be sent with a dead token
-    if (this.draining) {
-      this.redrain = true;
-      return this.draining;
+    if (this.#draining) {
+      this.#redrain = true;
+      return this.#draining;
     }
-    this.draining = (async () => {
+    this.#draining = (async () => {
       try {
         do {
-          this.redrain = false;
+          this.#redrain = false;
           const rows = await pendingRows(this.ctx);
           this.ctx.emit({ type: 'outbox', pending: rows.filter(writtenByUser).length });
           let blocked = false;
@@ -628,18 +628,18 @@ export class Engine {
           }
           const left = await pendingRows(this.ctx);
           this.ctx.emit({ type: 'outbox', pending: left.filter(writtenByUser).length });
-          if (blocked && left.length && this.running) {
-            if (this.outboxTimer) clearTimeout(this.outboxTimer);
+          if (blocked && left.length && this.#running) {
+            if (this.#outboxTimer) clearTimeout(this.#outboxTimer);
             const wait = Math.max(250, Math.min(...left.map((r) => r.nextAttemptAt)) - this.ctx.now());
-            this.outboxTimer = setTimeout(() => void this.drainOutbox(), wait);
+            this.#outboxTimer = setTimeout(() => void this.drainOutbox(), wait);
           }
           if (blocked) break;
-        } while (this.redrain);
+        } while (this.#redrain);
       } finally {
-        this.draining = null;
+        this.#draining = null;
       }
     })();
-    return this.draining;
+    return this.#draining;
   }
 
   /**
@@ -656,7 +656,7 @@ export class Engine {
   ): Promise<string> {
     const me = this.ctx.requireMe();
     const id = newId(this.ctx.rng);
-    const at = this.nextAt();
+    const at = this.#nextAt();
     const content = encodeContent({ v: 1, id, at, conv, body });
     const row = message?.(id, at) ?? null;
     await this.ctx.store.write(['outbox', 'messages', 'conversations', 'seen'], async (tx) => {
@@ -690,7 +690,7 @@ export class Engine {
   }
 
   /** route(), after catching up for a group, so a group message reaches the members as they now are. */
-  private async routeFresh(conversationId: string): ReturnType<Engine['route']> {
+  async #routeFresh(conversationId: string): ReturnType<Engine['route']> {
     if (conversationId.startsWith('group:')) await this.catchUp();
     return this.route(conversationId);
   }
@@ -717,7 +717,7 @@ export class Engine {
   async send(conversationId: string, text: string, opts: { replyTo?: string } = {}): Promise<{ id: string; status: MessageRow['status'] }> {
     const me = this.ctx.requireMe();
     checkLength(text); // before routeFresh's catch-up: a refused text costs no request
-    const { to, ref } = await this.routeFresh(conversationId);
+    const { to, ref } = await this.#routeFresh(conversationId);
     if (!text.trim()) throw new EngineError('empty_message', 'Type a message first.');
     const body: Body = { type: 'text', text, ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) };
     const id = await this.enqueue(to, ref, body, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, opts.replyTo ?? null, null), {
@@ -732,7 +732,7 @@ export class Engine {
   async sendAttachment(conversationId: string, file: { name: string; mime: string; bytes: Uint8Array }, text = '', onProgress?: Progress): Promise<{ id: string; status: MessageRow['status'] }> {
     const me = this.ctx.requireMe();
     checkLength(text);
-    const { to, ref } = await this.routeFresh(conversationId);
+    const { to, ref } = await this.#routeFresh(conversationId);
     const attachment = await uploadAttachment(this.ctx, file, onProgress);
     const ref2 = { id: attachment.id, pointer: fromB64(attachment.pointer), name: attachment.name, mime: attachment.mime, size: attachment.size };
     const id = await this.enqueue(to, ref, { type: 'attachment', text, attachment }, (mid, at) => ownRow(me.username, me.deviceB64, conversationId, mid, at, text, null, ref2), {
@@ -751,7 +751,7 @@ export class Engine {
    */
   async retry(conversationId: string, messageKey: string): Promise<void> {
     const me = this.ctx.requireMe();
-    const { to, ref } = await this.routeFresh(conversationId);
+    const { to, ref } = await this.#routeFresh(conversationId);
     const m = await this.ctx.store.read(['messages'], (tx) => tx.get('messages', messageKey));
     if (!m || m.conversation !== conversationId || m.sender !== me.username || m.system) throw new EngineError('not_found', 'That message is not one of yours in this conversation.');
     if (m.status !== 'failed' || m.deleted) return;
@@ -761,7 +761,7 @@ export class Engine {
       : { type: 'text', text: m.text, ...reply };
     const content = encodeContent({ v: 1, id: m.id, at: m.sentAt, conv: ref, body });
     // Queued behind what waits already (the outbox drains oldest first), under the message's own id.
-    const queuedAt = this.nextAt();
+    const queuedAt = this.#nextAt();
     const queued = await this.ctx.store.write(['outbox', 'messages'], async (tx) => {
       const cur = await tx.get('messages', messageKey);
       if (cur?.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
@@ -782,7 +782,7 @@ export class Engine {
 
   /** Reaction ('' removes ours), edit and delete of a message by its key (`sender/id`). */
   async react(conversationId: string, messageKey: string, emoji: string): Promise<void> {
-    await this.mutate(conversationId, messageKey, { type: 'reaction', target: messageKey, emoji }, (m, me) => {
+    await this.#mutate(conversationId, messageKey, { type: 'reaction', target: messageKey, emoji }, (m, me) => {
       const reactions = { ...m.reactions };
       if (emoji) reactions[me] = emoji;
       else delete reactions[me];
@@ -792,11 +792,11 @@ export class Engine {
 
   async edit(conversationId: string, messageKey: string, text: string): Promise<void> {
     checkLength(text);
-    await this.mutate(conversationId, messageKey, { type: 'edit', target: messageKey, text }, (m, me) => (m.sender === me ? { ...m, text, editedAt: this.ctx.now() } : null));
+    await this.#mutate(conversationId, messageKey, { type: 'edit', target: messageKey, text }, (m, me) => (m.sender === me ? { ...m, text, editedAt: this.ctx.now() } : null));
   }
 
   async deleteForEveryone(conversationId: string, messageKey: string): Promise<void> {
-    await this.mutate(conversationId, messageKey, { type: 'delete', target: messageKey }, (m, me) => (m.sender === me ? { ...m, text: '', attachment: null, deleted: true } : null));
+    await this.#mutate(conversationId, messageKey, { type: 'delete', target: messageKey }, (m, me) => (m.sender === me ? { ...m, text: '', attachment: null, deleted: true } : null));
   }
 
   /**
@@ -804,11 +804,11 @@ export class Engine {
    * others see of the message until it goes through (changes.ts: kept to be put back should it
    * fail for good and be discarded). A failed change of the same kind it replaces is dropped.
    */
-  private async mutate(conversationId: string, key: string, body: Extract<Body, { type: ChangeKind }>, change: (m: MessageRow, me: string) => MessageRow | null): Promise<void> {
+  async #mutate(conversationId: string, key: string, body: Extract<Body, { type: ChangeKind }>, change: (m: MessageRow, me: string) => MessageRow | null): Promise<void> {
     const me = this.ctx.requireMe();
     const { to, ref } = await this.route(conversationId);
     const id = newId(this.ctx.rng);
-    const at = this.nextAt();
+    const at = this.#nextAt();
     const content = encodeContent({ v: 1, id, at, conv: ref, body });
     const m = await this.ctx.store.write(['messages', 'conversations', 'outbox', 'seen'], async (tx) => {
       const m = await tx.get('messages', key);
@@ -836,9 +836,9 @@ export class Engine {
    * anywhere (changes.ts). Nothing happens if it was retried, discarded or replaced already.
    */
   async retryChange(conversationId: string, messageKey: string, changeId: string): Promise<void> {
-    const route = await this.routeFresh(conversationId);
+    const route = await this.#routeFresh(conversationId);
     // Queued behind what waits already (the outbox drains oldest first).
-    if (!(await changes.retryChange(this.ctx, conversationId, messageKey, changeId, route, this.nextAt()))) return;
+    if (!(await changes.retryChange(this.ctx, conversationId, messageKey, changeId, route, this.#nextAt()))) return;
     this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: messageKey.slice(messageKey.indexOf('/') + 1) });
     await this.drainOutbox();
   }
@@ -855,8 +855,8 @@ export class Engine {
   }
 
   /** Strictly increasing send times in this process, so the outbox and receivers keep our order. */
-  private nextAt(): number {
-    return (this.lastAt = Math.max(this.ctx.now(), this.lastAt + 1));
+  #nextAt(): number {
+    return (this.#lastAt = Math.max(this.ctx.now(), this.#lastAt + 1));
   }
 
   /** Marks the conversation read here, tells the senders (read receipts) and our other devices. */

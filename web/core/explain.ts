@@ -5,7 +5,7 @@
  */
 const SENTENCES: Readonly<Record<string, string>> = {
   network: 'Petrel cannot reach the server right now. Check your connection; waiting messages go out once it is back.',
-  unauthorized: 'This device is no longer signed in to your account. Log in again, or link it from one of your other devices.',
+  unauthorized: 'This device is signed out: sign in again with your password.',
   device_removed: 'This device was removed from your account. Log in again, or link it from one of your other devices.',
   device_not_listed: 'This device is no longer on your account’s device list. Log in again, or link it from one of your other devices.',
   rate_limited: 'Too much was sent in a short time. Wait a minute, then try again.',

@@ -77,7 +77,7 @@ function Shell() {
       {me.value && !me.value.hasAccountKey && <div class="banner" role="status">Finishing the link: waiting for your other device to send the account key…</div>}
       {persistence.value === false && !settings.value.persistNoticeSeen && (
         <div class="banner" role="status">
-          This browser may delete Petrel’s data (your keys and history) when the disk runs low. Installing Petrel as an app or turning on notifications usually makes it keep them; a second linked device keeps your history safe either way.{' '}
+          This browser may delete Petrel’s keys and history when the disk runs low. Installing Petrel as an app or allowing notifications usually keeps them; a second linked device keeps your history safe anyway.{' '}
           <button onClick={() => void saveSettings({ persistNoticeSeen: true })}>Got it</button>
         </div>
       )}

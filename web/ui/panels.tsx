@@ -368,7 +368,7 @@ function SettingsPanel() {
         {persistence.value === true
           ? 'This browser keeps Petrel’s data (your keys and history) even when disk space runs low.'
           : persistence.value === false
-            ? 'The browser may delete Petrel’s data when disk space runs low. Install Petrel as an app or bookmark it to make storage persistent; keep another device linked so you do not lose your history.'
+            ? 'This browser may delete Petrel’s data when the disk runs low: install Petrel as an app to keep it, and keep another device linked.'
             : 'This browser does not say whether it keeps Petrel’s data.'}
       </p>
     </Panel>

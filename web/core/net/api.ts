@@ -75,19 +75,19 @@ export class RelayApi {
   ) {}
 
   /** Whether a call with `token` uses our device token (and so is refused once it is revoked). */
-  private usesDeviceToken(token: string | null): boolean {
+  #usesDeviceToken(token: string | null): boolean {
     return token !== null && token === this.token;
   }
 
   /** A 401 to the device token: the device was removed or signed out (the engine asks the device list which). */
-  private checkRevoked(status: number, token: string | null): void {
-    if (status !== 401 || !this.usesDeviceToken(token) || this.revoked) return;
+  #checkRevoked(status: number, token: string | null): void {
+    if (status !== 401 || !this.#usesDeviceToken(token) || this.revoked) return;
     this.revoked = true;
     this.onRevoked?.();
   }
 
   async call<T = any>(method: string, path: string, body?: unknown, token: string | null = this.token): Promise<T> {
-    if (this.revoked && this.usesDeviceToken(token)) throw revokedError(this.revokedCode);
+    if (this.revoked && this.#usesDeviceToken(token)) throw revokedError(this.revokedCode);
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -104,7 +104,7 @@ export class RelayApi {
     } catch {
       parsed = {};
     }
-    this.checkRevoked(res.status, token);
+    this.#checkRevoked(res.status, token);
     if (!res.ok) throw new RelayError(res.status, typeof parsed.error === 'string' ? parsed.error : 'http_' + res.status, parsed.message ?? `HTTP ${res.status}`, parsed);
     return parsed as T;
   }
@@ -167,7 +167,7 @@ export class RelayApi {
     } catch (e) {
       throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
     }
-    this.checkRevoked(res.status, this.token);
+    this.#checkRevoked(res.status, this.token);
     if (!res.ok) {
       const body = await res.text().then((t) => { try { return JSON.parse(t); } catch { return {}; } });
       throw new RelayError(res.status, body.error ?? 'http_' + res.status, body.message ?? `HTTP ${res.status}`, body);
@@ -183,7 +183,7 @@ export class RelayApi {
     } catch (e) {
       throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
     }
-    this.checkRevoked(res.status, this.token);
+    this.#checkRevoked(res.status, this.token);
     if (!res.ok) throw new RelayError(res.status, res.status === 404 ? 'not_found' : 'http_' + res.status, `attachment download failed (HTTP ${res.status})`);
     return new Uint8Array(await res.arrayBuffer());
   }

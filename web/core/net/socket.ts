@@ -35,13 +35,13 @@ export interface SocketHandlers {
 export const ACK_DELAY_MS = 50;
 
 export class LiveSocket {
-  private ws: WsLike | null = null;
-  private ackSeq = 0;
-  private ackTimer: ReturnType<typeof setTimeout> | null = null;
-  private stopped = false;
-  private attempt = 0;
-  private chain: Promise<unknown> = Promise.resolve();
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  #ws: WsLike | null = null;
+  #ackSeq = 0;
+  #ackTimer: ReturnType<typeof setTimeout> | null = null;
+  #stopped = false;
+  #attempt = 0;
+  #chain: Promise<unknown> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly url: string,
@@ -51,36 +51,36 @@ export class LiveSocket {
   ) {}
 
   get connected(): boolean {
-    return this.ws?.readyState === 1;
+    return this.#ws?.readyState === 1;
   }
 
   start(): void {
-    this.stopped = false;
-    void this.connect();
+    this.#stopped = false;
+    void this.#connect();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.flushAck();
-    this.ws?.close(1000);
-    this.ws = null;
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#flushAck();
+    this.#ws?.close(1000);
+    this.#ws = null;
   }
 
   /** The network is back: reconnect now instead of waiting out the backoff. */
   kick(): void {
-    if (this.stopped || this.ws) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.attempt = 0;
-    void this.connect();
+    if (this.#stopped || this.#ws) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#attempt = 0;
+    void this.#connect();
   }
 
   send(frame: unknown): void {
-    if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(frame));
+    if (this.#ws?.readyState === 1) this.#ws.send(JSON.stringify(frame));
   }
 
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
+  async #connect(): Promise<void> {
+    if (this.#stopped) return;
     const token = this.token();
     if (!token) return;
     this.h.onState('connecting');
@@ -89,9 +89,9 @@ export class LiveSocket {
     try {
       ws = new this.Ctor(this.url);
     } catch {
-      return this.retry();
+      return this.#retry();
     }
-    this.ws = ws;
+    this.#ws = ws;
     ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token, after }));
     ws.onerror = () => {};
     ws.onmessage = (ev) => {
@@ -102,41 +102,41 @@ export class LiveSocket {
         return;
       }
       if (frame.type === 'ready') {
-        this.attempt = 0;
+        this.#attempt = 0;
         this.h.onState('online');
       } else if (frame.type === 'envelopes' && Array.isArray(frame.items)) {
-        this.chain = this.chain
+        this.#chain = this.#chain
           .then(() => this.h.onEnvelopes(frame.items))
-          .then((seq) => this.ackLater(seq))
+          .then((seq) => this.#ackLater(seq))
           .catch(() => ws.close(4000)); // processing failed: reconnect and resume from the cursor
       }
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws) this.ws = null;
+      if (this.#ws === ws) this.#ws = null;
       if (ev.code === 4403 || ev.code === 4401) {
         this.h.onState('offline');
         this.h.onRevoked();
         return;
       }
-      this.retry();
+      this.#retry();
     };
   }
 
-  private ackLater(seq: number): void {
-    this.ackSeq = Math.max(this.ackSeq, seq);
-    this.ackTimer ??= setTimeout(() => this.flushAck(), ACK_DELAY_MS);
+  #ackLater(seq: number): void {
+    this.#ackSeq = Math.max(this.#ackSeq, seq);
+    this.#ackTimer ??= setTimeout(() => this.#flushAck(), ACK_DELAY_MS);
   }
 
-  private flushAck(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
-    if (this.ackSeq > 0) this.send({ type: 'ack', seq: this.ackSeq }); // dropped while closed: the next ack covers it
+  #flushAck(): void {
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    if (this.#ackSeq > 0) this.send({ type: 'ack', seq: this.#ackSeq }); // dropped while closed: the next ack covers it
   }
 
-  private retry(): void {
-    if (this.stopped) return;
+  #retry(): void {
+    if (this.#stopped) return;
     this.h.onState('offline');
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(this.attempt++, 6));
-    this.timer = setTimeout(() => void this.connect(), delay);
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(this.#attempt++, 6));
+    this.#timer = setTimeout(() => void this.#connect(), delay);
   }
 }
