@@ -117,6 +117,17 @@ function applyTagged(g: GroupState, c: GroupChange, tag: GroupTag): GroupState {
 }
 
 /**
+ * The removal notice for `user`, removed by someone else (`removed`): their own roster entry and
+ * nothing else — no name, no other member, and for version only the highest in that entry
+ * (content.ts checks this shape). It tells them who put them out and when, which they are owed;
+ * merged into their state (`merge` keeps their name, the notice having none) it puts them out.
+ */
+export function notice(g: GroupState, user: string): GroupState {
+  const { nameTag, ...n } = finish(g.id, '', [0, LEGACY], g.roster!.filter((e) => e.user === user));
+  return n;
+}
+
+/**
  * The state a received group message stands for. A state with a roster is taken as sent (its
  * `members` and `version` recomputed from the tags). An older client's message has no roster:
  * it is read as the one change its action names, made by its sender at its version — never as
@@ -144,7 +155,8 @@ export function fromMessage(have: GroupState | null, action: GroupAction, g: Gro
     case 'rename':
       return applyTagged(have, { action: 'rename', name: g.name }, tag);
     case 'merge':
-      return null; // only sent with a roster
+    case 'removed-notice':
+      return null; // only sent with a roster (apply.ts reads a notice itself)
   }
 }
 
