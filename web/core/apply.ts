@@ -13,7 +13,11 @@
  * sender did not (a change made at the same time as theirs), we pass our state on, queued in
  * this same transaction: to the members when the merge taught us something too (a member the
  * sender did not know of, or one who only heard our side, would otherwise never learn the other
- * change), else to the sender alone.
+ * change), else to the sender alone. A change refused from someone removed by another member,
+ * who still counts themself in, is answered once (per version of their roster entry, recorded
+ * in the row in this transaction) with a removal notice: their own entry, nothing else. A
+ * notice is taken only from a member as we know the group, and only for our own entry; it is
+ * never answered (group-state.ts `notice`).
  */
 import { fromB64 as decodeB64 } from './b64.ts';
 import type { Ctx } from './context.ts';

@@ -15,7 +15,8 @@
  * clients still decode (they are read as the one change their `action` names), and ignored by
  * older clients, which keep reading `members`, `name` and `version`. The `merge` action (a
  * member passing on a merged state, group-state.ts) is new: an older client records it as a
- * failure it cannot decode instead of applying it.
+ * failure it cannot decode instead of applying it. So is `removed-notice` (a removed member's
+ * own roster entry, sent to them alone: see GroupAction).
  */
 import { toB64, fromB64 } from '../b64.ts';
 
