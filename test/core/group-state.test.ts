@@ -186,6 +186,18 @@ describe('group content on the wire', () => {
     expect(decodeContent(old).body).toMatchObject({ type: 'group', action: 'rename', group: { name: 'n', version: 2 } });
   });
 
+  test('a removal notice holds exactly the recipient’s entry, and nothing else', () => {
+    const s = g.notice(g.change(g.create('G', 'team', ['alice', 'bob', 'carol'], 'alice'), { action: 'remove', user: 'bob' }, 'alice'), 'bob');
+    expect(s).toEqual({ id: 'G', name: '', members: [], version: 2, roster: [{ user: 'bob', added: [1, 'alice'], out: [['alice', 2]] }] });
+    const body = (group: object, subject = 'bob') => ({ type: 'group' as const, action: 'removed-notice' as const, group: group as GroupState, subject });
+    const ok = { v: 1 as const, id: 'id', at, conv: { t: 'group' as const, id: 'G', ver: 2 }, body: body(s) };
+    expect(decodeContent(encodeContent(ok))).toEqual(ok);
+    const carol = { user: 'carol', added: [1, 'alice'] };
+    for (const b of [body(s, 'carol'), body({ ...s, roster: [carol] }), body({ ...s, roster: [...s.roster!, carol] }), body({ ...s, roster: [] }), body({ ...s, name: 'team' }), body({ ...s, members: ['carol'] }), body({ ...s, nameTag: [1, 'alice'] }), { ...body(s), subject: undefined }]) {
+      expect(() => decodeContent(encodeContent({ ...ok, body: b }))).toThrow(ContentError);
+    }
+  });
+
   test('a malformed roster is refused', () => {
     const s = g.create('G', 'team', ['alice'], 'alice');
     for (const roster of [[{ user: 'x', added: [1] }], [{ user: 'x', out: [['y', -1]] }], [{ user: 7 }], 'x', new Array(1025).fill({ user: 'x' })]) {

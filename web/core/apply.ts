@@ -13,7 +13,11 @@
  * sender did not (a change made at the same time as theirs), we pass our state on, queued in
  * this same transaction: to the members when the merge taught us something too (a member the
  * sender did not know of, or one who only heard our side, would otherwise never learn the other
- * change), else to the sender alone.
+ * change), else to the sender alone. A change refused from someone removed by another member,
+ * who still counts themself in, is answered once (per version of their roster entry, recorded
+ * in the row in this transaction) with a removal notice: their own entry, nothing else. A
+ * notice is taken only from a member as we know the group, and only for our own entry; it is
+ * never answered (group-state.ts `notice`).
  */
 import { fromB64 as decodeB64 } from './b64.ts';
 import type { Ctx } from './context.ts';
@@ -201,13 +205,30 @@ async function applyGroup(ctx: Ctx, tx: WriteTx, m: Incoming, b: Extract<Body, {
   const existing = await tx.get('conversations', id);
   if (existing && existing.kind !== 'group') return;
   const before = existing ? groupState.stateOf(existing, me) : null;
-  const theirs = groupState.fromMessage(before, b.action, b.group, b.subject, m.sender);
+  // A removal notice: only our own entry, and only from someone we count as a member (a removed
+  // member must not put out the member who removed them). Being our state with that entry merged
+  // in, it is never answered: nothing below passes on a state the sender already holds.
+  const theirs =
+    b.action === 'removed-notice'
+      ? b.subject === me && before?.members.includes(m.sender)
+        ? groupState.merge(before, b.group)
+        : null
+      : groupState.fromMessage(before, b.action, b.group, b.subject, m.sender);
   if (!theirs) return;
   const taken = groupState.admit(before, theirs, m.sender, me);
   if (!taken) {
     // Refused: a change its sender made not knowing they were out. A member who took it
     // before hearing of the removal must learn of the removal to pass the change on to us.
-    if (before?.members.includes(me) && !groupState.same(groupState.merge(before, theirs), before)) await passOn(ctx, tx, before, before, out);
+    if (!before?.members.includes(me)) return;
+    if (!groupState.same(groupState.merge(before, theirs), before)) await passOn(ctx, tx, before, before, out);
+    // The sender still counts themself in: tell them of their removal (by someone else: a leave
+    // is taken), once for each version of their entry, so that sending changes tells them nothing more.
+    const n = groupState.notice(before, m.sender);
+    const key = `${m.sender} ${n.version}`;
+    if (groupState.removed(n.roster![0]) && theirs.members.includes(m.sender) && !existing!.noticed?.includes(key)) {
+      await tx.put('conversations', { ...existing!, noticed: [...(existing!.noticed ?? []), key] });
+      await passOn(ctx, tx, null, n, out, [m.sender], m.sender);
+    }
     return;
   }
   const after = before ? groupState.merge(before, taken) : taken;
@@ -232,14 +253,15 @@ async function applyGroup(ctx: Ctx, tx: WriteTx, m: Incoming, b: Extract<Body, {
  * Queues our state for every member (and whoever was one before the merge), or for `only`: what
  * we knew and the sender did not, they may not know either. This ends: a device passes a state
  * to everyone only when a merge taught it something, and there is only so much to learn; the
- * sender alone only when it is behind, and our state then teaches it all it lacked.
+ * sender alone only when it is behind, and our state then teaches it all it lacked. `notice`:
+ * `after` is the removal notice (group-state.ts `notice`) for that user, who never answers it.
  */
-async function passOn(ctx: Ctx, tx: WriteTx, before: GroupState | null, after: GroupState, out: ApplyResult, only?: readonly string[]): Promise<void> {
+async function passOn(ctx: Ctx, tx: WriteTx, before: GroupState | null, after: GroupState, out: ApplyResult, only?: readonly string[], notice?: string): Promise<void> {
   const me = ctx.requireMe().username;
   const to = only ?? [...new Set([...after.members, ...(before?.members ?? [])])].filter((u) => u !== me);
   const id = newId(ctx.rng);
   const at = ctx.now();
-  const content = encodeContent({ v: 1, id, at, conv: { t: 'group', id: after.id, ver: after.version }, body: { type: 'group', action: 'merge', group: after } });
+  const content = encodeContent({ v: 1, id, at, conv: { t: 'group', id: after.id, ver: after.version }, body: { type: 'group', action: notice ? 'removed-notice' : 'merge', group: after, subject: notice } });
   await tx.put('outbox', { id, createdAt: at, to: to.length ? to : [me], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
   await tx.put('seen', { key: `${me}/${id}`, at });
   if (!out.after.some((a) => a.kind === 'drain')) out.after.push({ kind: 'drain' });

@@ -25,10 +25,15 @@
  * state they pass on); an invitation back in is judged like one into a new group. A removed
  * member's changes are refused, or removal would not stop anyone. So a change made just as its
  * author was removed counts if some member took it before hearing of the removal: that member
- * passes it on, and a member who refused it passes on what it knew, so the members agree. When
- * removals cross (each side removing someone the other side still counts), members who no
- * longer count each other as members can keep different views; each refuses the other's
- * messages. Adds, leaves and renames alone always converge (test/core/group-sync.test.ts).
+ * passes it on, and a member who refused it passes on what it knew, so the members agree. The
+ * removed author, who still counts themself in, is sent a removal notice (`notice`): their own
+ * roster entry and nothing else, once for each version of it, so they can read neither the
+ * members nor the name by sending changes. They take a notice only from someone they count as
+ * a member, and it only adds to their own entry (merged as any state is), so it can put them
+ * out but never anyone else; a notice is never answered. When removals cross (each side
+ * removing someone the other side still counts), members who no longer count each other as
+ * members can keep different views; each refuses the other's messages and notices. Adds,
+ * leaves and renames alone always converge (test/core/group-sync.test.ts).
  */
 import type { GroupAction, GroupState, GroupTag, RosterEntry } from './protocol/content.ts';
 import type { ConversationRow } from './store/schema.ts';
@@ -117,6 +122,17 @@ function applyTagged(g: GroupState, c: GroupChange, tag: GroupTag): GroupState {
 }
 
 /**
+ * The removal notice for `user`, removed by someone else (`removed`): their own roster entry and
+ * nothing else — no name, no other member, and for version only the highest in that entry
+ * (content.ts checks this shape). It tells them who put them out and when, which they are owed;
+ * merged into their state (`merge` keeps their name, the notice having none) it puts them out.
+ */
+export function notice(g: GroupState, user: string): GroupState {
+  const { nameTag, ...n } = finish(g.id, '', [0, LEGACY], g.roster!.filter((e) => e.user === user));
+  return n;
+}
+
+/**
  * The state a received group message stands for. A state with a roster is taken as sent (its
  * `members` and `version` recomputed from the tags). An older client's message has no roster:
  * it is read as the one change its action names, made by its sender at its version — never as
@@ -144,7 +160,8 @@ export function fromMessage(have: GroupState | null, action: GroupAction, g: Gro
     case 'rename':
       return applyTagged(have, { action: 'rename', name: g.name }, tag);
     case 'merge':
-      return null; // only sent with a roster
+    case 'removed-notice':
+      return null; // only sent with a roster (apply.ts reads a notice itself)
   }
 }
 

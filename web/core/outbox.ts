@@ -253,8 +253,8 @@ const WRITTEN = new Set(['text', 'attachment', 'reaction', 'edit', 'delete', 'gr
 export function writtenByUser(row: OutboxRow): boolean {
   try {
     const b = decodeContent(row.content).body;
-    // A merged group state passed on (apply.ts) is the engine's, not something the person wrote.
-    return WRITTEN.has(b.type) && !(b.type === 'group' && b.action === 'merge');
+    // A merged group state passed on, or a removal notice (apply.ts), is the engine's, not something the person wrote.
+    return WRITTEN.has(b.type) && !(b.type === 'group' && (b.action === 'merge' || b.action === 'removed-notice'));
   } catch {
     return false;
   }

@@ -15,7 +15,8 @@
  * clients still decode (they are read as the one change their `action` names), and ignored by
  * older clients, which keep reading `members`, `name` and `version`. The `merge` action (a
  * member passing on a merged state, group-state.ts) is new: an older client records it as a
- * failure it cannot decode instead of applying it.
+ * failure it cannot decode instead of applying it. So is `removed-notice` (a removed member's
+ * own roster entry, sent to them alone: see GroupAction).
  */
 import { toB64, fromB64 } from '../b64.ts';
 
@@ -72,9 +73,17 @@ export interface AttachmentInfo {
   readonly size: number;
 }
 
-/** `merge`: no change of the sender's own, a merged state passed on to members who lack part of it. */
-export type GroupAction = 'create' | 'add' | 'remove' | 'rename' | 'leave' | 'merge';
-const GROUP_ACTIONS: readonly string[] = ['create', 'add', 'remove', 'rename', 'leave', 'merge'] satisfies GroupAction[];
+/**
+ * `merge`: no change of the sender's own, a merged state passed on to members who lack part of it.
+ * `removed-notice`: to a removed member whose change was refused, their own removal and nothing
+ * else (group-state.ts `notice`): `subject` is the recipient, `group` has the empty name, no
+ * members, no `nameTag` and a roster of exactly the recipient's entry. Like `merge`, an older
+ * client records it as a failure it cannot decode (it was never told of its removal before
+ * either); nor does a member send one to an older client (its changes carry no roster, so they
+ * never count their sender in, apply.ts).
+ */
+export type GroupAction = 'create' | 'add' | 'remove' | 'rename' | 'leave' | 'merge' | 'removed-notice';
+const GROUP_ACTIONS: readonly string[] = ['create', 'add', 'remove', 'rename', 'leave', 'merge', 'removed-notice'] satisfies GroupAction[];
 
 export type Body =
   | { readonly type: 'text'; readonly text: string; readonly replyTo?: string }
@@ -182,7 +191,12 @@ function checkBody(b: any): boolean {
     case 'typing':
       return typeof b.on === 'boolean';
     case 'group':
-      return GROUP_ACTIONS.includes(b.action) && checkGroup(b.group) && (b.subject === undefined || isStr(b.subject, 64));
+      return (
+        GROUP_ACTIONS.includes(b.action) &&
+        checkGroup(b.group) &&
+        (b.subject === undefined || isStr(b.subject, 64)) &&
+        (b.action !== 'removed-notice' || (!b.group.name && !b.group.members.length && !b.group.nameTag && b.group.roster?.length === 1 && b.group.roster[0].user === b.subject))
+      );
     case 'link':
       return isStr(b.for, 32) && isStr(b.accountSecret, 100) && isStr(b.approver, 32);
     case 'history':

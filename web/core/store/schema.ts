@@ -97,6 +97,8 @@ export interface ConversationRow {
    * show. Absent from rows stored before it existed: those are read as their snapshot.
    */
   readonly groupState?: GroupState;
+  /** Removal notices this device sent (apply.ts), as 'user version' (of their roster entry). */
+  readonly noticed?: readonly string[];
   readonly lastActivity: number;
   readonly lastPreview: string;
   readonly unread: number;
