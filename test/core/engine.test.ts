@@ -2,6 +2,7 @@
 // TEST_DATABASE_URL is set, PostgreSQL: accounts, 1:1, own devices (link and password login),
 // groups, receipts, edits, offline outbox. Each device has its own in-memory store.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { allMessages, decryptFailures } from '../../web/core/views.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
@@ -93,14 +94,14 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect(claimStatuses.filter((s) => s >= 400)).toEqual([]);
     await a2.sync();
     expect(a2.state()).toMatchObject({ username: an, hasAccountKey: true });
-    expect((await a2.history()).map((m) => m.text)).toContain('before linking');
+    expect((await allMessages(a2.ctx.store)).map((m) => m.text)).toContain('before linking');
 
     const a3 = await device('tablet');
     await a3.login(an, 'pw-a');
     // One existing device, the first of them by id, sends the history: either a1 or a2.
     await Promise.all([a1.sync(), a2.sync()]);
     await a3.sync();
-    expect((await a3.history()).map((m) => m.text)).toContain('before linking');
+    expect((await allMessages(a3.ctx.store)).map((m) => m.text)).toContain('before linking');
     expect((await a1.devices()).length).toBe(3);
 
     await b.sync();
@@ -263,7 +264,7 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     const errors: string[] = [];
     b.on((e) => e.type === 'error' && errors.push(e.code));
     expect((await b.sync()).map((m) => m.text)).toEqual([]);
-    expect((await b.failures()).map((f) => f.error)).toEqual(['no_session']);
+    expect((await decryptFailures(b.ctx.store)).map((f) => f.error)).toEqual(['no_session']);
     expect(errors).toContain('undecryptable');
     await a.sync(); // receives Bob's repair request on a fresh session
     await a.send(conv, 'after the repair');

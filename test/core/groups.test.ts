@@ -3,6 +3,7 @@
 // made stale by cutting it off from the relay (offline) or only from its inbox (it can send but
 // has not read what arrived), which is how the reported bug happened with the CLI.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { allMessages } from '../../web/core/views.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
@@ -47,7 +48,7 @@ describe.each(backends.slice(0, 1))('concurrent group changes on $name', (backen
   }
 
   const row = async (e: Engine, id: string) => (await e.conversations()).find((c) => c.id === id)!;
-  const lines = async (e: Engine, id: string) => (await e.history(id)).filter((m) => m.system).map((m) => m.text);
+  const lines = async (e: Engine, id: string) => (await allMessages(e.ctx.store, id)).filter((m) => m.system).map((m) => m.text);
 
   beforeAll(async () => {
     relay = await startTestRelay(backend);

@@ -4,6 +4,7 @@
 // TEST_DATABASE_URL is set. Alice has two devices (the second linked with a code), Bob two
 // (the second by password), Carol one.
 import { sql } from 'drizzle-orm';
+import { allMessages } from '../../web/core/views.ts';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openDatabase, rowsOf } from '../../relay/db/client.ts';
@@ -82,7 +83,7 @@ describe.each(backends)('scenarios against a relay process on $name', (backend) 
     await Promise.all([link.done, a1.approveLink(link.code, { pollMs: 100 })]);
     await a2.sync();
     expect(a2.state()).toMatchObject({ username: names.a, hasAccountKey: true });
-    expect((await a2.history()).map((m) => m.text)).toContain('before the laptop was linked');
+    expect((await allMessages(a2.ctx.store)).map((m) => m.text)).toContain('before the laptop was linked');
 
     b2 = await device('bob laptop');
     const added: string[] = [];
@@ -106,7 +107,7 @@ describe.each(backends)('scenarios against a relay process on $name', (backend) 
     for (const e of [a1, a2, b1, b2, c1]) await e.sync();
     for (const e of [a1, a2, b1, b2, c1]) await e.sync(); // receipts and transcripts settle
 
-    const texts1 = async (e: Engine, conv: string) => (await e.history(conv)).filter((m) => !m.system).map((m) => `${m.from}: ${m.text}`);
+    const texts1 = async (e: Engine, conv: string) => (await allMessages(e.ctx.store, conv)).filter((m) => !m.system).map((m) => `${m.from}: ${m.text}`);
     const aliceDm = await texts1(a1, ab);
     expect(aliceDm).toEqual([`${names.a}: before the laptop was linked`, `${names.b}: hi alice, from bob`, `${names.a}: hi bob, from alice on her laptop`]);
     expect(await texts1(a2, ab)).toEqual(aliceDm);
@@ -126,7 +127,7 @@ describe.each(backends)('scenarios against a relay process on $name', (backend) 
     }
     const got = (await b2.sync()).filter((m) => m.conversation === `dm:${names.a}` && m.text.startsWith('offline burst')).map((m) => m.text);
     expect(got).toEqual(sent);
-    expect((await b2.history(`dm:${names.a}`)).filter((m) => m.text.startsWith('offline burst')).length).toBe(1000);
+    expect((await allMessages(b2.ctx.store, `dm:${names.a}`)).filter((m) => m.text.startsWith('offline burst')).length).toBe(1000);
     await b1.sync();
   }, 120_000);
 
@@ -141,7 +142,7 @@ describe.each(backends)('scenarios against a relay process on $name', (backend) 
     expect((await a1.sync()).map((m) => m.text)).toEqual(expect.arrayContaining(['after carol left', 'after the laptop was removed']));
     expect((await c1.sync()).map((m) => m.text)).not.toContain('after carol left');
     await expect(a2.sync()).rejects.toMatchObject({ code: 'device_removed' }); // the refused token checked against the list: removed, not signed out
-    expect((await a2.history()).map((m) => m.text)).not.toContain('after the laptop was removed');
+    expect((await allMessages(a2.ctx.store)).map((m) => m.text)).not.toContain('after the laptop was removed');
   });
 
   test('the client survives a relay restart, with an outbox filled while it was down', async () => {
@@ -158,10 +159,10 @@ describe.each(backends)('scenarios against a relay process on $name', (backend) 
     }
     await relay.restart();
     await until('the outbox drained and bob received everything', async () => {
-      const h = (await b1.history(`dm:${names.a}`)).map((m) => m.text).filter((t) => t.startsWith('queued while'));
+      const h = (await allMessages(b1.ctx.store, `dm:${names.a}`)).map((m) => m.text).filter((t) => t.startsWith('queued while'));
       return h.length >= 20;
     }, 60_000);
-    const h = (await b1.history(`dm:${names.a}`)).map((m) => m.text).filter((t) => t.startsWith('queued while'));
+    const h = (await allMessages(b1.ctx.store, `dm:${names.a}`)).map((m) => m.text).filter((t) => t.startsWith('queued while'));
     expect(h).toEqual(queued);
     await a1.stop();
     await b1.stop();

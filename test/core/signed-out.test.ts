@@ -4,6 +4,7 @@
 // stay, a restart starts in that state without a request, and signing in again with the
 // password (a new token for this device) resumes it. Only the list marking it removed is final.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { allMessages } from '../../web/core/views.ts';
 import { fromB64 } from '../../web/core/b64.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
@@ -98,7 +99,7 @@ describe.each(backends)('a signed-out device ($name)', (backend) => {
     await reopened.start();
     await sleep(100);
     expect(again.requests).toEqual([]);
-    expect((await reopened.history(conv)).map((m) => m.text)).toEqual(['before', 'written while signed out']);
+    expect((await allMessages(reopened.ctx.store, conv)).map((m) => m.text)).toEqual(['before', 'written while signed out']);
 
     // A wrong password: said so, and nothing changes (no token request either).
     await expect(reopened.signIn('wrong horse')).rejects.toMatchObject({ code: 'login_failed', message: expect.stringContaining('Wrong password') });
@@ -112,9 +113,9 @@ describe.each(backends)('a signed-out device ($name)', (backend) => {
     expect(reopened.tokenRefused).toBe(false);
     expect(events).not.toContain('signed_out');
     // Resumed (it was started): the catch-up brought Bob's message, the outbox went out.
-    const texts = (await reopened.history()).map((m) => m.text);
+    const texts = (await allMessages(reopened.ctx.store)).map((m) => m.text);
     expect(texts).toEqual(expect.arrayContaining(['before', 'written while signed out', 'sent meanwhile']));
-    const mine = (await reopened.history(conv)).find((m) => m.text === 'written while signed out')!;
+    const mine = (await allMessages(reopened.ctx.store, conv)).find((m) => m.text === 'written while signed out')!;
     expect(mine.status).toBe('sent');
     expect((await bob.sync()).map((m) => m.text)).toContain('written while signed out');
     await reopened.stop();

@@ -63,7 +63,7 @@ export class Ctx {
   readonly sentLogs = new Map<string, readonly SentEntry[]>();
   /** Verified device lists by username, with when they were fetched. */
   readonly lists = new Map<string, { list: DeviceList; at: number }>();
-  private readonly listeners = new Set<(e: EngineEvent) => void>();
+  readonly #listeners = new Set<(e: EngineEvent) => void>();
 
   constructor(
     readonly store: Store,
@@ -74,12 +74,12 @@ export class Ctx {
   ) {}
 
   on(fn: (e: EngineEvent) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
   }
 
   emit(e: EngineEvent): void {
-    for (const fn of this.listeners) {
+    for (const fn of this.#listeners) {
       try {
         fn(e);
       } catch {

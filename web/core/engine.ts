@@ -909,18 +909,6 @@ export class Engine {
     return rows.reverse().map(messageView);
   }
 
-  /** Every stored message (or one conversation's), oldest first. */
-  async history(conversationId?: string): Promise<MessageView[]> {
-    const rows = await this.ctx.store.read(['messages'], (tx) =>
-      conversationId ? tx.getAll('messages', { index: 'byConversation', lower: [conversationId, 0], upper: [conversationId, Number.MAX_SAFE_INTEGER] }) : tx.getAll('messages'),
-    );
-    return rows.sort((a, b) => a.order - b.order).map(messageView);
-  }
-
-  async failures() {
-    return this.ctx.store.read(['failures'], (tx) => tx.getAll('failures'));
-  }
-
   // ---- groups -------------------------------------------------------------------------
 
   createGroup(name: string, members: readonly string[]): Promise<string> {

@@ -3,6 +3,22 @@ import type { ConversationRow, MessageRow, ReadTx, Store } from './store/schema.
 import { changeFailure } from './explain.ts';
 import type { MessageView } from './types.ts';
 
+/**
+ * Every stored message (or one conversation's), oldest first: for the CLI and tests. Not an
+ * Engine method, so the page, which pages through messages instead, does not carry it.
+ */
+export async function allMessages(store: Store, conversationId?: string): Promise<MessageView[]> {
+  const rows = await store.read(['messages'], (tx) =>
+    conversationId ? tx.getAll('messages', { index: 'byConversation', lower: [conversationId, 0], upper: [conversationId, Number.MAX_SAFE_INTEGER] }) : tx.getAll('messages'),
+  );
+  return rows.sort((a, b) => a.order - b.order).map(messageView);
+}
+
+/** Messages this device could not decrypt (the `failures` table), for the CLI and tests. */
+export function decryptFailures(store: Store) {
+  return store.read(['failures'], (tx) => tx.getAll('failures'));
+}
+
 export function messageView(m: MessageRow): MessageView {
   return {
     key: m.key,

@@ -7,6 +7,7 @@
  * ({ "error": code, "message": ... }) and exit status 1.
  */
 import { hostname } from 'node:os';
+import { allMessages, decryptFailures } from '../core/views.ts';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { deviceNameOrDefault } from '../core/account.ts';
@@ -109,7 +110,7 @@ function line(m: MessageView) {
 
 /** The message `id` in that conversation (its key names the sender, as replies and reactions need). */
 async function findMessage(engine: Engine, conv: string, id: string): Promise<MessageView> {
-  const m = (await engine.history(conv)).find((x) => x.id === id);
+  const m = (await allMessages(engine.ctx.store, conv)).find((x) => x.id === id);
   if (!m) throw new CliError('unknown_message', `No message ${id} in ${conv}; \`history\` lists the ids.`);
   return m;
 }
@@ -390,7 +391,7 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
     case 'history': {
       requireAccount(engine);
       const conv = args[0] ? await conversationArg(engine, args[0]) : undefined;
-      for (const m of await engine.history(conv)) out(line(m));
+      for (const m of await allMessages(engine.ctx.store, conv)) out(line(m));
       return;
     }
     case 'conversations':
@@ -450,7 +451,7 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       return;
     case 'failures':
       requireAccount(engine);
-      for (const f of await engine.failures()) out(f);
+      for (const f of await decryptFailures(engine.ctx.store)) out(f);
       return;
     default:
       throw new CliError('usage', `unknown command “${cmd}” (petrel --help lists them)`);

@@ -1,19 +1,18 @@
 /**
  * A small QR code encoder (ISO/IEC 18004), just what the app needs: byte mode, error correction
- * level M, the smallest version that fits (1–40), all eight masks scored with the standard
+ * level M, the smallest version that fits (1–10), all eight masks scored with the standard
  * penalty rules. The code is drawn as an SVG image in a data: URL (the CSP allows img-src data:),
  * never as markup.
  */
 
-/** Error correction codewords per block, and number of blocks, for level M, versions 1–40. */
-const ECC_PER_BLOCK = [
-  10, 16, 26, 18, 24, 16, 18, 22, 22, 26, 30, 22, 22, 24, 24, 28, 28, 26, 26, 26,
-  26, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28,
-];
-const BLOCKS = [
-  1, 1, 1, 2, 2, 4, 4, 4, 5, 5, 5, 8, 9, 9, 10, 10, 11, 13, 14, 16,
-  17, 17, 18, 20, 21, 23, 25, 26, 28, 29, 31, 33, 35, 37, 38, 40, 43, 45, 47, 49,
-];
+/**
+ * Error correction codewords per block, and number of blocks, for level M, versions 1–10: the
+ * app's codes (a link code, a safety number) take version 5, and 10 holds 213 bytes. (Versions to
+ * 40 were here and tested too; their tables cost bytes in the app's budget for codes never drawn.)
+ */
+const ECC_PER_BLOCK = [10, 16, 26, 18, 24, 16, 18, 22, 22, 26];
+const BLOCKS = [1, 1, 1, 2, 2, 4, 4, 4, 5, 5];
+const MAX_VERSION = 10;
 
 /** All codewords a version holds: its modules minus the function patterns, in bytes. */
 function rawCodewords(ver: number): number {
@@ -176,7 +175,7 @@ export function qrEncode(data: string | Uint8Array, mask?: number): boolean[][] 
   const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
   let ver = 1;
   while (capacity(ver) < bytes.length) {
-    if (++ver > 40) throw new RangeError(`QR code: ${bytes.length} bytes is too long (at most ${capacity(40)})`);
+    if (++ver > MAX_VERSION) throw new RangeError(`QR code: ${bytes.length} bytes is too long (at most ${capacity(MAX_VERSION)})`);
   }
   const n = ver * 4 + 17;
   const m = Array.from({ length: n }, () => new Array<boolean>(n).fill(false));

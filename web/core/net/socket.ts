@@ -43,12 +43,17 @@ export class LiveSocket {
   #chain: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(
-    private readonly url: string,
-    private readonly token: () => string | null,
-    private readonly Ctor: WsCtor,
-    private readonly h: SocketHandlers,
-  ) {}
+  readonly #url: string;
+  readonly #token: () => string | null;
+  readonly #Ctor: WsCtor;
+  readonly #h: SocketHandlers;
+
+  constructor(url: string, token: () => string | null, Ctor: WsCtor, h: SocketHandlers) {
+    this.#url = url;
+    this.#token = token;
+    this.#Ctor = Ctor;
+    this.#h = h;
+  }
 
   get connected(): boolean {
     return this.#ws?.readyState === 1;
@@ -81,13 +86,13 @@ export class LiveSocket {
 
   async #connect(): Promise<void> {
     if (this.#stopped) return;
-    const token = this.token();
+    const token = this.#token();
     if (!token) return;
-    this.h.onState('connecting');
-    const after = await this.h.cursor();
+    this.#h.onState('connecting');
+    const after = await this.#h.cursor();
     let ws: WsLike;
     try {
-      ws = new this.Ctor(this.url);
+      ws = new this.#Ctor(this.#url);
     } catch {
       return this.#retry();
     }
@@ -103,10 +108,10 @@ export class LiveSocket {
       }
       if (frame.type === 'ready') {
         this.#attempt = 0;
-        this.h.onState('online');
+        this.#h.onState('online');
       } else if (frame.type === 'envelopes' && Array.isArray(frame.items)) {
         this.#chain = this.#chain
-          .then(() => this.h.onEnvelopes(frame.items))
+          .then(() => this.#h.onEnvelopes(frame.items))
           .then((seq) => this.#ackLater(seq))
           .catch(() => ws.close(4000)); // processing failed: reconnect and resume from the cursor
       }
@@ -114,8 +119,8 @@ export class LiveSocket {
     ws.onclose = (ev) => {
       if (this.#ws === ws) this.#ws = null;
       if (ev.code === 4403 || ev.code === 4401) {
-        this.h.onState('offline');
-        this.h.onRevoked();
+        this.#h.onState('offline');
+        this.#h.onRevoked();
         return;
       }
       this.#retry();
@@ -135,7 +140,7 @@ export class LiveSocket {
 
   #retry(): void {
     if (this.#stopped) return;
-    this.h.onState('offline');
+    this.#h.onState('offline');
     const delay = Math.min(30_000, 500 * 2 ** Math.min(this.#attempt++, 6));
     this.#timer = setTimeout(() => void this.#connect(), delay);
   }
