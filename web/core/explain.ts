@@ -15,7 +15,8 @@ const SENTENCES: Readonly<Record<string, string>> = {
   payload_too_large: 'This is too large to send. Send a smaller file, or split the text.',
   attachment_too_large: 'This file is too large to send.',
   quota_exceeded: 'The server’s storage for your files is full. Try again later, or send a smaller file.',
-  forbidden: 'The server refused this. Try again; if it keeps happening, log out and in again.',
+  // Not "log out and in again": on an account's only device, logging out erases its history.
+  forbidden: 'The server refused this. Try again; if it keeps happening, reload Petrel.',
   invalid_request: 'The server could not read what this device sent. Reload Petrel and try again.',
   invalid_envelope: 'The server could not read what this device sent. Reload Petrel and try again.',
   left_group: 'You are no longer a member of this group.',
