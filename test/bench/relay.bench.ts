@@ -127,7 +127,7 @@ async function inspector() {
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   let id = 0;
   const call = (method: string, params: object = {}) =>
-    new Promise<Record<string, any>>((resolve) => {
+    new Promise<{ result?: { value?: string } }>((resolve) => {
       const n = ++id;
       const on = (d: WebSocket.RawData) => {
         const m = JSON.parse(String(d));
@@ -143,7 +143,7 @@ async function inspector() {
     async settled() {
       await call('HeapProfiler.collectGarbage');
       const r = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
-      const m = JSON.parse(r.result.value) as NodeJS.MemoryUsage;
+      const m = JSON.parse(r.result!.value!) as NodeJS.MemoryUsage;
       return { rss: rss(), held: m.heapUsed + m.external };
     },
     close: () => ws.close(),

@@ -11,18 +11,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodeLinkCode, generateDevice, ready, systemRng } from '../../crypto/index.ts';
 import { toB64 } from '../../web/core/b64.ts';
 import { uniqueName } from '../relay/harness.ts';
-import { announceChromium, enter, hasChromium, type Lab, shot, startLab } from './harness.ts';
+import { announceChromium, enter, hasChromium, type Lab, openChat, shot, startLab } from './harness.ts';
 
 announceChromium('app.test.ts');
 
 const register = (page: Page, name: string) => enter(page, 'Create account', name);
-
-async function openChat(page: Page, title: string) {
-  // On a phone-sized window the list is hidden while a conversation is open.
-  const back = page.getByRole('button', { name: 'Back to conversations' });
-  if (await back.isVisible()) await back.click();
-  await page.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: new RegExp(title) }).first().click();
-}
 
 async function send(page: Page, text: string) {
   await page.getByLabel('Message', { exact: true }).fill(text);

@@ -5,7 +5,7 @@
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uniqueName } from '../relay/harness.ts';
-import { announceChromium, enter, hasChromium, type Lab, shot, startLab, unnamedControls } from './harness.ts';
+import { announceChromium, enter, hasChromium, type Lab, openChat, shot, startLab, unnamedControls } from './harness.ts';
 
 announceChromium('changes.test.ts');
 
@@ -21,9 +21,6 @@ async function refuseSends(page: Page): Promise<() => Promise<void>> {
   return () => page.unroute(pattern);
 }
 
-async function openChat(page: Page, title: string) {
-  await page.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: new RegExp(title) }).first().click();
-}
 
 describe.skipIf(!hasChromium)('failed reactions and edits in Chromium', () => {
   let lab: Lab;

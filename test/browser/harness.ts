@@ -108,6 +108,14 @@ export async function enter(page: Page, tab: 'Create account' | 'Log in', name: 
   await page.getByRole('navigation', { name: 'Conversations' }).waitFor({ timeout: 30_000 });
 }
 
+/** Opens the conversation whose row in the chat list names `title` (back to the list first on a phone). */
+export async function openChat(page: Page, title: string): Promise<void> {
+  // On a phone-sized window the list is hidden while a conversation is open.
+  const back = page.getByRole('button', { name: 'Back to conversations' });
+  if (await back.isVisible()) await back.click();
+  await page.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: new RegExp(title) }).first().click();
+}
+
 export async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }
