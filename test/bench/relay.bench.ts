@@ -186,7 +186,7 @@ const cases = [
 const results = new Map<string, Series>(cases.map((c) => [c.id, { batch: [], rate: [], p50: [], p99: [], cpu: [], acked: 0 }]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const c of cases) {
-    if (QUICK && !c.id.startsWith('relay')) continue;
+    if (QUICK && !process.env.PETREL_BENCH_CASE && !c.id.startsWith('relay')) continue;
     if (process.env.PETREL_BENCH_CASE && c.id !== process.env.PETREL_BENCH_CASE) continue;
     const isRelay = c.id.startsWith('relay');
     if (isRelay) await vacuum?.();
