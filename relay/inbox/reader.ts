@@ -13,6 +13,35 @@ import { bytesOf, type Db, rowsOf } from '../db/client.ts';
 import { toB64 } from '../encoding.ts';
 import type { InboxRecord } from '../notify/hub.ts';
 
+/**
+ * A device whose cursor `after` is past its inbox's end: the relay was restored from a backup (or
+ * its database replaced) and lost envelopes the device holds. Seqs never go back, so nothing else
+ * does this — and the envelopes stored since the restore took seqs the device believes it has, and
+ * would skip. They are moved to follow its cursor (the counter with them), so the device reads
+ * them next and its numbering goes on unbroken. They are the ones newer than the last envelope the
+ * device read (`at`, that envelope's timestamp): the backup's are older than it. Without `at` (a
+ * client that does not send it) only the counter moves, so what comes next is not skipped.
+ * Under the device's row lock, as the writer takes it: no batch writes to the inbox meanwhile.
+ * Returns whether anything moved.
+ */
+export async function realignInbox(db: Db, device: number, after: number, at: number | undefined): Promise<boolean> {
+  // The common case, a cursor within the inbox, takes no lock.
+  const counter = sql`SELECT next_seq AS last FROM devices WHERE id = ${device}::bigint`;
+  const [now] = rowsOf<{ last: unknown }>(await db.execute(counter));
+  if (!now || after <= Number(now.last)) return false;
+  return db.transaction(async (tx) => {
+    const [row] = rowsOf<{ last: unknown }>(await tx.execute(sql`${counter} FOR UPDATE`));
+    const last = Number(row?.last ?? after);
+    if (after <= last) return false;
+    const [first] = at === undefined ? [] : rowsOf<{ seq: unknown }>(await tx.execute(sql`SELECT min(seq) AS seq FROM inbox WHERE device = ${device}::bigint AND created_at > ${at}::bigint`));
+    const from = first?.seq == null ? last : Math.min(Number(first.seq) - 1, last);
+    const shift = after - from; // > last - from: the moved seqs clear every seq in place, at every row
+    await tx.execute(sql`UPDATE inbox SET seq = seq + ${shift}::bigint WHERE device = ${device}::bigint AND seq > ${from}::bigint`);
+    await tx.execute(sql`UPDATE devices SET next_seq = ${last + shift}::bigint WHERE id = ${device}::bigint`);
+    return true;
+  });
+}
+
 /** Bytes an envelope counts for in a page: its envelope and its payload, as stored. */
 export const recordBytes = (r: InboxRecord) => r.envelope.byteLength + r.payload.byteLength;
 

@@ -3,7 +3,7 @@
  *
  *   POST /v1/messages   { clientMessageId, to: [username], payload, envelopes: [{ user, device, body }] }
  *                       -> { messageId, timestamp }                                      (device)
- *   GET  /v1/inbox?after=N&limit=L -> { envelopes: [envelope], more }                    (device)
+ *   GET  /v1/inbox?after=N&limit=L&at=T -> { envelopes: [envelope], more }               (device)
  *   POST /v1/inbox/ack  { seq } -> { acked }                                             (device)
  *
  * A submission is one shared payload (stored once) plus one envelope (crypto/'s DeviceMessage
@@ -37,7 +37,7 @@ import { accounts, devices, prekeys, submissions } from '../db/schema.ts';
 import { b64Bytes, deviceIdB64, toB64 } from '../encoding.ts';
 import { ApiError } from '../errors.ts';
 import { errorFields } from '../log.ts';
-import { readInbox, recordJson } from '../inbox/reader.ts';
+import { readInbox, realignInbox, recordJson } from '../inbox/reader.ts';
 import { deviceAuth, type DeviceAuth, type RelayEnv, requireDevice } from '../middleware/auth.ts';
 import type { RelayConfig } from '../config.ts';
 import type { RelayServices } from '../services.ts';
@@ -261,12 +261,18 @@ export function messageRoutes(s: RelayServices) {
 
   return new Hono<RelayEnv>()
     .post('/messages', limitBody(config.maxMessageBodyBytes), requireDevice(s), valid('json', Submit), async (c) => c.json(await submitMessage(s, deviceAuth(c), c.req.valid('json'))))
-    .get('/inbox', requireDevice(s), valid('query', v.object({ after: v.optional(seqNumber), limit: v.optional(seqNumber) })), async (c) => {
+    .get('/inbox', requireDevice(s), valid('query', v.object({ after: v.optional(seqNumber), limit: v.optional(seqNumber), at: v.optional(seqNumber) })), async (c) => {
       const me = deviceAuth(c);
       const q = c.req.valid('query');
       const limit = Math.min(Math.max(q.limit ?? 100, 1), config.inboxPageMax);
-      const { records, more } = await readInbox(db, me.device, q.after ?? 0, limit, config.inboxPageMaxBytes);
-      return c.json({ envelopes: records.map(recordJson), more });
+      const after = q.after ?? 0;
+      let page = await readInbox(db, me.device, after, limit, config.inboxPageMaxBytes);
+      // Nothing after a cursor is also what a cursor past the inbox's end gets (see realignInbox).
+      if (!page.records.length && after > 0 && (await realignInbox(db, me.device, after, q.at))) {
+        s.log('warn', 'device cursor past its inbox end: envelopes renumbered after it (relay restored from a backup?)', { device: me.device, after });
+        page = await readInbox(db, me.device, after, limit, config.inboxPageMaxBytes);
+      }
+      return c.json({ envelopes: page.records.map(recordJson), more: page.more });
     })
     .post('/inbox/ack', requireDevice(s), valid('json', v.object({ seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)) })), async (c) => {
       const { seq } = c.req.valid('json');

@@ -2,9 +2,11 @@
  * Live delivery: GET /v1/ws (WebSocket, through @hono/node-server's upgradeWebSocket).
  *
  * Protocol (JSON text frames):
- *   client -> { type: "auth", token, after? }   first frame, within wsAuthTimeoutMs; the token
- *                                               stays out of the URL (and so out of access logs);
- *                                               `after` = the last seq the device has (default 0)
+ *   client -> { type: "auth", token, after?, at? }   first frame, within wsAuthTimeoutMs; the
+ *                                               token stays out of the URL (and so out of access
+ *                                               logs); `after` = the last seq the device has
+ *                                               (default 0), `at` = that envelope's timestamp
+ *                                               (after a restore from a backup: realignInbox)
  *   server -> { type: "ready", after }
  *   server -> { type: "envelopes", items: [envelope] }   catch-up pages, then live, in seq order
  *   client -> { type: "ack", seq, confirm? }    deletes the device's envelopes up to seq
@@ -32,7 +34,7 @@ import type { Socket } from 'node:net';
 import type { WebSocketLike } from '@hono/node-server';
 import type { WSContext } from 'hono/ws';
 import * as v from 'valibot';
-import { readInbox, recordBytes, recordJson } from '../inbox/reader.ts';
+import { readInbox, realignInbox, recordBytes, recordJson } from '../inbox/reader.ts';
 import { errorFields } from '../log.ts';
 import { authenticateDevice, type DeviceAuth } from '../middleware/auth.ts';
 import type { InboxRecord, Subscriber } from '../notify/hub.ts';
@@ -52,6 +54,7 @@ const frameSchema = (config: RelayServices['config']) =>
       type: v.literal('auth'),
       token: v.pipe(v.string(), v.maxLength(200)),
       after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER))),
+      at: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER))),
     }),
     v.object({ type: v.literal('ack'), seq: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)), confirm: v.optional(v.boolean()) }),
     // A submission over the socket: the same body and checks as POST /v1/messages, answered by
@@ -119,7 +122,7 @@ export class DeviceSocket implements Subscriber {
       }
       return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'bad frame');
     }
-    if (frame.type === 'auth') void this.authenticate(frame.token, frame.after ?? 0);
+    if (frame.type === 'auth') void this.authenticate(frame.token, frame.after ?? 0, frame.at);
     else if (!this.auth) this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'authenticate first');
     // An ack over a socket covers at most what the socket sent: past it, it would delete envelopes
     // the device may never have received. (Not a bad frame: a device that also synced over HTTP
@@ -140,7 +143,7 @@ export class DeviceSocket implements Subscriber {
     this.unsubscribe?.();
   }
 
-  private async authenticate(token: string, after: number): Promise<void> {
+  private async authenticate(token: string, after: number, at: number | undefined): Promise<void> {
     if (this.auth || this.authenticating) return this.fail(WS_CLOSE.badFrame, 'invalid_request', 'already authenticated');
     this.authenticating = true;
     try {
@@ -148,6 +151,12 @@ export class DeviceSocket implements Subscriber {
       if (!auth) return this.fail(WS_CLOSE.unauthorized, 'unauthorized', 'invalid device token');
       if (this.closed) return;
       clearTimeout(this.authTimer);
+      // A cursor past the inbox's end (the relay was restored from a backup): what was stored
+      // since is moved to follow it (realignInbox).
+      if (after > 0 && (await realignInbox(this.s.db, auth.device, after, at))) {
+        this.s.log('warn', 'device cursor past its inbox end: envelopes renumbered after it (relay restored from a backup?)', { device: auth.device, after });
+      }
+      if (this.closed) return;
       this.auth = auth;
       this.token = token;
       this.sent = after;

@@ -37,7 +37,7 @@ const items = (...seqs: number[]) => seqs.map((seq) => ({ seq }) as unknown as W
 test('envelopes in frame order; one cumulative ack per window; a pending ack goes out on stop', async () => {
   const seen: number[] = [];
   const socket = new LiveSocket('ws://relay/v1/ws', () => 'pd_token', ScriptedWs, {
-    cursor: async () => 0,
+    cursor: async () => ({ after: 0 }),
     onEnvelopes: async (list) => {
       await sleep(list[0]!.seq === 1 ? 5 : 0); // a slow first frame must not let the second overtake it
       seen.push(...list.map((e) => e.seq));

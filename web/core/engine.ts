@@ -10,7 +10,7 @@ import { fromB64, toB64 } from './b64.ts';
 import { Ctx, type IdentityRecord, type Lock, mutex } from './context.ts';
 import { shortDeviceId } from './device-id.ts';
 import { deviceList, lookUp, putVerified } from './directory.ts';
-import { cursorOf, processBatch } from './inbox.ts';
+import { positionOf, processBatch } from './inbox.ts';
 import { type Fetch, RelayApi, RelayError, revokedError, type WireEnvelope } from './net/api.ts';
 import { LiveSocket, type WsCtor } from './net/socket.ts';
 import { pendingRows, sendOne, writtenByUser } from './outbox.ts';
@@ -461,7 +461,8 @@ export class Engine {
   async #pull(out: MessageView[], waitMs: number): Promise<void> {
     const end = this.ctx.now() + waitMs;
     for (;;) {
-      const page = await this.ctx.api.inbox(await cursorOf(this.ctx), PAGE);
+      const { after, at } = await positionOf(this.ctx);
+      const page = await this.ctx.api.inbox(after, PAGE, at);
       if (page.envelopes.length) {
         const cursor = await this.#receive(page.envelopes, out);
         await this.ctx.api.ack(cursor).catch(() => {});
@@ -533,7 +534,7 @@ export class Engine {
     if (this.o.WebSocket) {
       const wsUrl = this.#wsUrl();
       this.#live = new LiveSocket(wsUrl, () => this.ctx.api.token, this.o.WebSocket, {
-        cursor: () => cursorOf(this.ctx),
+        cursor: () => positionOf(this.ctx),
         onEnvelopes: (items) => this.#receive(items),
         onState: (s) => {
           this.#setConnection(s);

@@ -47,9 +47,13 @@ export interface BatchResult {
   readonly failures: FailureRow[];
 }
 
-export async function cursorOf(ctx: Ctx): Promise<number> {
-  return ((await ctx.store.read(['meta'], (tx) => tx.get('meta', 'cursor')))?.value as number | undefined) ?? 0;
+/** Our place in the inbox: the last seq read, and that envelope's timestamp. */
+export async function positionOf(ctx: Ctx): Promise<{ after: number; at?: number | undefined }> {
+  const row = await ctx.store.read(['meta'], (tx) => tx.get('meta', 'cursor'));
+  return { after: (row?.value as number | undefined) ?? 0, at: row?.at };
 }
+
+export const cursorOf = async (ctx: Ctx) => (await positionOf(ctx)).after;
 
 async function senderDevice(ctx: Ctx, user: string, deviceB64: string) {
   const id = fromB64(deviceB64);
@@ -65,7 +69,7 @@ async function senderDevice(ctx: Ctx, user: string, deviceB64: string) {
 export async function processBatch(ctx: Ctx, envelopes: readonly WireEnvelope[]): Promise<BatchResult> {
   return ctx.lock(async () => {
     const me = ctx.requireMe();
-    const start = await cursorOf(ctx);
+    const { after: start, at } = await positionOf(ctx);
     const fresh = envelopes.filter((e) => e.seq > start).sort((a, b) => a.seq - b.seq);
     const records = new Map<string, DeviceSessions>();
     const usedPrekeys: string[] = [];
@@ -120,7 +124,7 @@ export async function processBatch(ctx: Ctx, envelopes: readonly WireEnvelope[])
       for (const f of failures) await tx.put('failures', f);
       for (const [addr, log] of logs) await putLog(tx, addr, log);
       for (const row of resend) await tx.put('outbox', row);
-      await tx.put('meta', { key: 'cursor', value: cursor });
+      await tx.put('meta', { key: 'cursor', value: cursor, at: fresh.at(-1)?.timestamp ?? at });
     });
     for (const [addr, rec] of records) ctx.sessions.set(addr, rec);
     for (const [addr, log] of logs) commitLog(ctx, addr, log);

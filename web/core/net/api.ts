@@ -150,7 +150,7 @@ export class RelayApi {
       payload: toB64(body.payload),
       envelopes: body.envelopes.map((e) => ({ user: e.user, device: toB64(e.device), body: toB64(e.body) })),
     });
-  inbox = (after: number, limit: number) => this.call<{ envelopes: WireEnvelope[]; more: boolean }>('GET', `/v1/inbox?after=${after}&limit=${limit}`);
+  inbox = (after: number, limit: number, at?: number) => this.call<{ envelopes: WireEnvelope[]; more: boolean }>('GET', `/v1/inbox?after=${after}&limit=${limit}${at ? `&at=${at}` : ''}`);
   ack = (seq: number) => this.call<{ acked: number }>('POST', '/v1/inbox/ack', { seq });
 
   // attachments (relay/routes/attachments.ts)

@@ -23,8 +23,8 @@ export interface WsLike {
 export type WsCtor = new (url: string) => WsLike;
 
 export interface SocketHandlers {
-  /** Current cursor (last committed seq). */
-  cursor(): Promise<number>;
+  /** Current cursor (last committed seq) and the timestamp of its envelope. */
+  cursor(): Promise<{ after: number; at?: number | undefined }>;
   onEnvelopes(items: WireEnvelope[]): Promise<number>;
   onState(state: 'connecting' | 'online' | 'offline'): void;
   /** The relay closed us for good (device removed / token replaced). */
@@ -89,7 +89,7 @@ export class LiveSocket {
     const token = this.#token();
     if (!token) return;
     this.#h.onState('connecting');
-    const after = await this.#h.cursor();
+    const position = await this.#h.cursor();
     let ws: WsLike;
     try {
       ws = new this.#Ctor(this.#url);
@@ -97,7 +97,7 @@ export class LiveSocket {
       return this.#retry();
     }
     this.#ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token, after }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token, ...position }));
     ws.onerror = () => {};
     ws.onmessage = (ev) => {
       let frame: any;

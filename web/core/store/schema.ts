@@ -56,6 +56,8 @@ export type TableName = keyof typeof TABLES;
 export interface MetaRow {
   readonly key: string;
   readonly value: unknown;
+  /** 'cursor': the timestamp of the envelope at it (what a restored relay needs: relay/inbox/reader.ts realignInbox). */
+  readonly at?: number | undefined;
 }
 
 export interface PrekeyRow {
