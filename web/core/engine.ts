@@ -766,7 +766,8 @@ export class Engine {
       const cur = await tx.get('messages', messageKey);
       if (cur?.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
       await tx.put('outbox', { id: m.id, createdAt: queuedAt, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
-      await tx.put('messages', { ...cur, status: 'pending' });
+      const { failedCode: _, ...row } = cur;
+      await tx.put('messages', { ...row, status: 'pending' });
       return true;
     });
     if (!queued) return;
