@@ -378,6 +378,16 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect(await b.messages(`dm:${an}`)).toHaveLength(1);
     await expect(a.retry(conv, `${bn}/nope`)).rejects.toMatchObject({ code: 'not_found' });
 
+    // Discarded instead: gone from here, as from everywhere else (nobody got it), the preview with it.
+    refuse = 1;
+    const dropped = (await a.send(conv, 'drop me')).id;
+    expect(await a.discardFailed(conv, `${an}/${id}`)).toBe(false); // sent: nothing to discard
+    expect(await a.discardFailed(conv, `${an}/${dropped}`)).toBe(true);
+    expect((await a.messages(conv)).map((m) => m.text)).toEqual(['try me again']);
+    expect((await a.conversations()).find((c) => c.id === conv)!.lastPreview).toBe('try me again');
+    expect(await a.discardFailed(conv, `${an}/${dropped}`).catch((e) => e.code)).toBe('not_found');
+    await a.retry(conv, `${an}/${id}`);
+    expect(await b.sync()).toEqual([]);
   });
 
   test('a group we left can be removed from this device; one we are in cannot', async () => {
