@@ -33,8 +33,8 @@ export interface MessageView {
   readonly failedChanges: readonly FailedChangeView[];
   /**
    * Why the relay refused this message of ours, while `status` is 'failed' (engine.retry sends it
-   * again, engine.discardFailed gives it up); null otherwise, and for a message that failed before
-   * the reason was kept (`code` '' then).
+   * again, engine.discardFailed gives it up); `code` '' for one that failed before the reason was
+   * kept. Null otherwise, and once we deleted it for everyone (nothing left to retry).
    */
   readonly failure: { readonly code: string; readonly message: string } | null;
 }

@@ -37,7 +37,7 @@ export function messageView(m: MessageRow): MessageView {
     attachment: m.attachment && !m.deleted ? { name: m.attachment.name, mime: m.attachment.mime, size: m.attachment.size } : null,
     system: m.system,
     failedChanges: (m.failedChanges ?? []).map((f) => ({ id: f.id, kind: f.kind, emoji: f.emoji ?? '', code: f.code, message: changeFailure(f.kind, f.code) })),
-    failure: m.status === 'failed' ? { code: m.failedCode ?? '', message: sendFailure(m.failedCode ?? '') } : null,
+    failure: m.status === 'failed' && !m.deleted ? { code: m.failedCode ?? '', message: sendFailure(m.failedCode ?? '') } : null,
   };
 }
 
