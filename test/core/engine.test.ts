@@ -361,14 +361,15 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     const conv = await a.openDirect(bn);
     refuse = 1;
     const { id } = await a.send(conv, 'try me again');
-    expect((await a.messages(conv))[0]).toMatchObject({ id, status: 'failed' });
+    // The relay's code stays with it, and its words, for as long as it is failed (a restart too: it is on the row).
+    expect((await a.messages(conv))[0]).toMatchObject({ id, status: 'failed', failure: { code: 'forbidden', message: expect.stringMatching(/^A message was not sent\./) } });
     expect(errors).toHaveLength(1);
     expect(errors[0]!.code).toBe('forbidden');
     expect(errors[0]!.message).not.toMatch(/forbidden|_/);
     expect(errors[0]!.message).toMatch(/^A message was not sent\./);
 
     await a.retry(conv, `${an}/${id}`);
-    expect((await a.messages(conv))[0]).toMatchObject({ id, status: 'sent', text: 'try me again' });
+    expect((await a.messages(conv))[0]).toMatchObject({ id, status: 'sent', text: 'try me again', failure: null });
     const got = await b.sync();
     expect(got.map((m) => [m.id, m.text])).toEqual([[id, 'try me again']]);
     // Retrying what was sent does nothing: no second copy reaches anyone.
@@ -376,6 +377,17 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     expect(await b.sync()).toEqual([]);
     expect(await b.messages(`dm:${an}`)).toHaveLength(1);
     await expect(a.retry(conv, `${bn}/nope`)).rejects.toMatchObject({ code: 'not_found' });
+
+    // Discarded instead: gone from here, as from everywhere else (nobody got it), the preview with it.
+    refuse = 1;
+    const dropped = (await a.send(conv, 'drop me')).id;
+    expect(await a.discardFailed(conv, `${an}/${id}`)).toBe(false); // sent: nothing to discard
+    expect(await a.discardFailed(conv, `${an}/${dropped}`)).toBe(true);
+    expect((await a.messages(conv)).map((m) => m.text)).toEqual(['try me again']);
+    expect((await a.conversations()).find((c) => c.id === conv)!.lastPreview).toBe('try me again');
+    expect(await a.discardFailed(conv, `${an}/${dropped}`).catch((e) => e.code)).toBe('not_found');
+    await a.retry(conv, `${an}/${id}`);
+    expect(await b.sync()).toEqual([]);
   });
 
   test('a group we left can be removed from this device; one we are in cannot', async () => {

@@ -27,10 +27,12 @@ export function explain(code: string, fallback?: string): string {
   return SENTENCES[code] ?? fallback ?? 'Something went wrong. Try again in a moment.';
 }
 
-/** Why a message was not sent, for the toast: its own sentence, or the generic retry advice. */
-export function sendFailure(code: string): string {
-  const why = SENTENCES[code];
-  return why ? `A message was not sent. ${why}` : 'A message was not sent. Tap “Retry” on it to send it again.';
+/**
+ * Why a message was not sent, for the toast: its own sentence, or the generic retry advice
+ * (`retry`: the CLI's instead of the PWA's button).
+ */
+export function sendFailure(code: string, retry = 'Tap “Retry” on it to send it again.'): string {
+  return `A message was not sent. ${SENTENCES[code] ?? retry}`;
 }
 
 const CHANGES: Readonly<Record<'reaction' | 'edit' | 'delete', string>> = {
@@ -43,6 +45,6 @@ const CHANGES: Readonly<Record<'reaction' | 'edit' | 'delete', string>> = {
  * Why a reaction, edit or delete did not go out (web/core/changes.ts), for the toast and the
  * notice on the message: what the others see now, then what to do (its own sentence, or Retry).
  */
-export function changeFailure(kind: 'reaction' | 'edit' | 'delete', code: string): string {
-  return `${CHANGES[kind]} ${SENTENCES[code] ?? 'Tap “Retry” on the message to send it again.'}`;
+export function changeFailure(kind: 'reaction' | 'edit' | 'delete', code: string, retry = 'Tap “Retry” on the message to send it again.'): string {
+  return `${CHANGES[kind]} ${SENTENCES[code] ?? retry}`;
 }

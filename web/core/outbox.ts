@@ -153,7 +153,8 @@ async function finish(ctx: Ctx, row: OutboxRow, status: 'sent' | 'failed', error
     const m = await tx.get('messages', key);
     if (m && m.status === 'pending') {
       conversation = m.conversation;
-      await tx.put('messages', { ...m, status });
+      // The relay's code stays with a refused message, so that it can be told why later too (not only in the toast).
+      await tx.put('messages', status === 'failed' && error ? { ...m, status, failedCode: error } : { ...m, status });
     }
   });
   const c = change as Awaited<ReturnType<typeof recordFailure>>;

@@ -14,7 +14,8 @@ import { deviceNameOrDefault } from '../core/account.ts';
 import { nameWithShortId } from '../core/device-id.ts';
 import { Engine } from '../core/engine.ts';
 import type { WsCtor } from '../core/net/socket.ts';
-import type { MessageView } from '../core/types.ts';
+import { changeFailure, sendFailure } from '../core/explain.ts';
+import type { ChangeKind, MessageView } from '../core/types.ts';
 import { checkNewPassword, CliError, MIN_PASSWORD_LENGTH, parse, relayUrl } from './cli-options.ts';
 import { explain, logoutFailed, refusedError, relayFetch } from './cli-errors.ts';
 import { RelayError } from '../core/net/api.ts';
@@ -62,12 +63,20 @@ const USAGE = `usage: petrel [--relay URL] [--profile DIR] <command> [args]
   group-leave <ID>                       leave a group
   safety-number <username>               the safety number and whether it is verified
   verify <username>                      mark that user's safety number verified
-  failures                               envelopes that could not be decrypted
+  failures                               what failed here: envelopes that could not be decrypted
+                                         ("kind":"undecryptable"), then messages, reactions, edits
+                                         and deletes of yours the relay refused ("kind":"send",
+                                         "reaction", "edit", "delete"; "reason" says why in words)
+  retry <id>                             send a refused message, reaction, edit or delete again
+                                         (id as failures prints it; the same id, so nobody gets it twice)
+  discard <id>                           give it up: a refused message is removed here (nobody
+                                         got it); a refused reaction, edit or delete is undone
+                                         here, so the message shows what the others see
 
 Relay: --relay or PETREL_RELAY (default http://localhost:8787). Profile: --profile or PETREL_PROFILE (default ./petrel-profile);
 register, login and link-code create it, every other command needs it to exist.`;
 
-const COMMANDS = new Set(['register', 'login', 'signin', 'link-code', 'link-approve', 'devices', 'remove-device', 'logout', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures']);
+const COMMANDS = new Set(['register', 'login', 'signin', 'link-code', 'link-approve', 'devices', 'remove-device', 'logout', 'send', 'reply', 'react', 'edit', 'delete', 'sync', 'history', 'conversations', 'group-create', 'group-add', 'group-remove', 'group-rename', 'group-leave', 'safety-number', 'verify', 'failures', 'retry', 'discard']);
 /** The commands that make this profile a device, and so may create the profile folder. */
 const CREATES_PROFILE = new Set(['register', 'login', 'link-code']);
 
@@ -105,7 +114,67 @@ function line(m: MessageView) {
     ...(m.edited ? { edited: true } : {}),
     ...(m.deleted ? { deleted: true } : {}),
     ...(m.attachment ? { attachment: m.attachment } : {}),
+    // Ours, refused by the relay: said here too, so that `history` shows what `failures` lists.
+    ...(m.failure ? { failed: { code: m.failure.code, reason: sendFailure(m.failure.code, RETRY_WORDS) } } : {}),
+    ...(m.failedChanges.length ? { failedChanges: m.failedChanges.map((f) => ({ id: f.id, kind: f.kind, ...(f.kind === 'reaction' ? { emoji: f.emoji } : {}), code: f.code, reason: changeFailure(f.kind, f.code, RETRY_WORDS) })) } : {}),
   };
+}
+
+/** The end of a refusal's words when its code has no sentence of its own: the PWA says “Tap Retry”. */
+const RETRY_WORDS = 'Run `petrel retry <id>` to send it again, or `petrel discard <id>` to give it up (`petrel failures` lists the ids).';
+
+/**
+ * A message, reaction, edit or delete of ours that the relay refused for good and that is kept
+ * to retry or discard: a failed send (MessageView.failure) or a failed change (failedChanges).
+ * `id` is what `retry` and `discard` take: the message's own id for a send, the change's for a change.
+ */
+interface Failed {
+  readonly kind: 'send' | ChangeKind;
+  readonly id: string;
+  readonly message: MessageView;
+  readonly code: string;
+  readonly emoji?: string;
+}
+
+function failedOf(m: MessageView): Failed[] {
+  return [
+    ...(m.failure ? [{ kind: 'send' as const, id: m.id, message: m, code: m.failure.code }] : []),
+    ...m.failedChanges.map((f) => ({ kind: f.kind, id: f.id, message: m, code: f.code, ...(f.kind === 'reaction' ? { emoji: f.emoji } : {}) })),
+  ];
+}
+
+/** A failure as `failures` prints it. */
+function failedLine(f: Failed) {
+  return {
+    kind: f.kind,
+    id: f.id,
+    conversation: f.message.conversation,
+    ...(f.kind === 'send' ? { text: f.message.text } : { messageId: f.message.id }),
+    ...(f.emoji !== undefined ? { emoji: f.emoji } : {}),
+    code: f.code,
+    reason: f.kind === 'send' ? sendFailure(f.code, RETRY_WORDS) : changeFailure(f.kind, f.code, RETRY_WORDS),
+  };
+}
+
+/**
+ * The failure `id` names, for `retry` and `discard`; a clear error for an id that names nothing
+ * here, or a message of which nothing failed (with the ids of its failed changes, if any).
+ */
+async function findFailed(engine: Engine, id: string, cmd: string): Promise<Failed> {
+  const me = engine.state()!.username;
+  const messages = await allMessages(engine.ctx.store);
+  const change = messages.flatMap(failedOf).find((f) => f.kind !== 'send' && f.id === id);
+  if (change) return change;
+  // Message ids are unique per sender only: ours first, as only ours can have failed.
+  const m = messages.find((x) => x.id === id && x.from === me) ?? messages.find((x) => x.id === id);
+  if (!m) throw new CliError('unknown_failure', `Nothing “${id}” to ${cmd} here: \`petrel failures\` lists what failed, with the ids ${cmd} takes.`);
+  if (m.failure) return failedOf(m)[0]!;
+  const changes = m.failedChanges.map((f) => `${f.kind} ${f.id}`);
+  const state = m.from !== me ? `is ${m.from}’s message` : m.status === 'pending' ? 'is still waiting to be sent (it goes out by itself; `sync` tries again)' : 'was not refused';
+  throw new CliError(
+    'not_failed',
+    `Message ${id} ${state}: there is nothing to ${cmd}.${changes.length ? ` ${changes.length > 1 ? 'Changes' : 'A change'} of yours to it failed (${changes.join(', ')}): \`petrel ${cmd}\` takes ${changes.length > 1 ? 'their ids' : 'its id'}.` : ''}`,
+  );
 }
 
 /** The message `id` in that conversation (its key names the sender, as replies and reactions need). */
@@ -218,8 +287,22 @@ async function send(s: Session, conv: string, text: string, opts: { replyTo?: st
   const r = await s.engine.send(conv, text, opts);
   out(r);
   if (s.engine.tokenRefused) throw tokenRefused();
-  if (r.status === 'failed') throw refusedError(s.refused.at(-1) ?? 'unknown', s.relay, s.engine.state()!.username);
+  if (r.status !== 'failed') return;
+  const code = s.refused.at(-1) ?? 'unknown';
+  throw code === 'unauthorized' ? refusedError(code, s.relay, s.engine.state()!.username) : refusedKept({ kind: 'send', id: r.id, code }, false);
 }
+
+/**
+ * A message, reaction, edit or delete the relay refused for good: kept here as failed (the
+ * engine records it), so the error says what the others see and which id `retry` and `discard` take.
+ */
+function refusedKept(f: Pick<Failed, 'kind' | 'id' | 'code'>, again: boolean): CliError {
+  const what = (f.kind === 'send' ? sendFailure(f.code, '') : changeFailure(f.kind, f.code, '')).trim();
+  const undo = f.kind === 'send' ? 'removes it here' : 'undoes it here, so the message shows what the others see';
+  return new CliError('send_failed', `${what} (The relay refused it${again ? ' again' : ''}: ${f.code}.) It is kept: \`petrel retry ${f.id}\` sends it again, \`petrel discard ${f.id}\` ${undo}.`);
+}
+
+const CHANGE_OF: Readonly<Record<string, ChangeKind>> = { react: 'reaction', edit: 'edit', delete: 'delete' };
 
 /**
  * A conversation as `conversations` and `sync` print it (dm:NAME, group:ID), or a username or
@@ -366,6 +449,12 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       if (cmd === 'react') await engine.react(conv, target.key, rest);
       else if (cmd === 'edit') await engine.edit(conv, target.key, rest);
       else await engine.deleteForEveryone(conv, target.key);
+      if (s.refused.length && !engine.tokenRefused) {
+        // Refused for good: the engine kept it on the message, to retry or discard.
+        const now = (await allMessages(engine.ctx.store, conv)).find((m) => m.key === target.key);
+        const kept = now && failedOf(now).find((f) => f.kind === CHANGE_OF[cmd]);
+        if (kept) throw refusedKept(kept, false);
+      }
       sent(s);
       out({ id: target.id, [cmd === 'delete' ? 'deleted' : cmd === 'edit' ? 'edited' : 'reacted']: true });
       return;
@@ -451,8 +540,36 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       return;
     case 'failures':
       requireAccount(engine);
-      for (const f of await decryptFailures(engine.ctx.store)) out(f);
+      for (const f of await decryptFailures(engine.ctx.store)) out({ kind: 'undecryptable', ...f });
+      for (const m of await allMessages(engine.ctx.store)) for (const f of failedOf(m)) out(failedLine(f));
       return;
+    case 'retry': {
+      need(args, 1, 'retry <id> (as `failures` prints it)');
+      requireAccount(engine);
+      const f = await findFailed(engine, args[0]!, 'retry');
+      const conv = f.message.conversation;
+      if (f.kind === 'send') await engine.retry(conv, f.message.key);
+      else await engine.retryChange(conv, f.message.key, f.id);
+      if (engine.tokenRefused) throw tokenRefused();
+      // As it now stands: through, refused again (kept again, with the relay's code), or still
+      // waiting for the relay (it goes out with the next command that reaches it, such as sync).
+      const now = (await allMessages(engine.ctx.store, conv)).find((m) => m.key === f.message.key);
+      const again = now && failedOf(now).find((x) => x.id === f.id);
+      if (again) throw refusedKept(again, true);
+      const waiting = await engine.ctx.store.read(['outbox'], (tx) => tx.get('outbox', f.id));
+      out({ id: f.id, kind: f.kind, conversation: conv, ...(f.kind === 'send' ? {} : { messageId: f.message.id }), status: waiting ? 'pending' : 'sent' });
+      return;
+    }
+    case 'discard': {
+      need(args, 1, 'discard <id> (as `failures` prints it)');
+      requireAccount(engine);
+      const f = await findFailed(engine, args[0]!, 'discard');
+      const conv = f.message.conversation;
+      if (f.kind === 'send') await engine.discardFailed(conv, f.message.key);
+      else await engine.discardChange(conv, f.message.key, f.id);
+      out({ id: f.id, kind: f.kind, conversation: conv, ...(f.kind === 'send' ? {} : { messageId: f.message.id }), discarded: true });
+      return;
+    }
     default:
       throw new CliError('usage', `unknown command “${cmd}” (petrel --help lists them)`);
   }

@@ -150,6 +150,12 @@ export interface MessageRow {
    * stored before it existed (read as none). Local to this device: never exported with history.
    */
   readonly failedChanges?: readonly FailedChange[];
+  /**
+   * Why the relay refused this message of ours for good (its error code, explain.ts words it),
+   * while `status` is 'failed'; dropped when it is queued again (Engine.retry). Absent from rows
+   * that failed before it was kept (no reason known then).
+   */
+  readonly failedCode?: string;
 }
 
 export type ChangeKind = 'reaction' | 'edit' | 'delete';
