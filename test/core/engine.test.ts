@@ -3,6 +3,7 @@
 // groups, receipts, edits, offline outbox. Each device has its own in-memory store.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { allMessages, decryptFailures } from '../../web/core/views.ts';
+import { discardFailed } from '../../web/core/changes.ts';
 import { Engine } from '../../web/core/engine.ts';
 import type { Fetch } from '../../web/core/net/api.ts';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
@@ -381,11 +382,11 @@ describe.each(backends.slice(0, 1))('engine on $name', (backend) => {
     // Discarded instead: gone from here, as from everywhere else (nobody got it), the preview with it.
     refuse = 1;
     const dropped = (await a.send(conv, 'drop me')).id;
-    expect(await a.discardFailed(conv, `${an}/${id}`)).toBe(false); // sent: nothing to discard
-    expect(await a.discardFailed(conv, `${an}/${dropped}`)).toBe(true);
+    expect(await discardFailed(a.ctx, conv, `${an}/${id}`)).toBe(false); // sent: nothing to discard
+    expect(await discardFailed(a.ctx, conv, `${an}/${dropped}`)).toBe(true);
     expect((await a.messages(conv)).map((m) => m.text)).toEqual(['try me again']);
     expect((await a.conversations()).find((c) => c.id === conv)!.lastPreview).toBe('try me again');
-    expect(await a.discardFailed(conv, `${an}/${dropped}`).catch((e) => e.code)).toBe('not_found');
+    expect(await discardFailed(a.ctx, conv, `${an}/${dropped}`).catch((e) => e.code)).toBe('not_found');
     await a.retry(conv, `${an}/${id}`);
     expect(await b.sync()).toEqual([]);
   });

@@ -162,3 +162,27 @@ function restore(m: MessageRow, undo: ChangeUndo | null, me: string): MessageRow
   else delete reactions[me];
   return { ...m, reactions };
 }
+
+/**
+ * Gives up a message of ours that failed (status 'failed'): the relay refused it, so nobody got
+ * it, and this device drops it too — it shows the conversation as the others see it, as
+ * discardChange does for a reaction, edit or delete. Resolves whether a message was removed
+ * (false: it was queued again or removed meanwhile, or never failed). Outside the Engine class so
+ * that the PWA, which does not offer it, does not ship it (the CLI does).
+ */
+export async function discardFailed(ctx: Ctx, conversationId: string, messageKey: string): Promise<boolean> {
+  const me = ctx.requireMe();
+  const removed = await ctx.store.write(['messages', 'conversations', 'outbox'], async (tx) => {
+    const m = await tx.get('messages', messageKey);
+    if (!m || m.conversation !== conversationId || m.sender !== me.username || m.system) throw new EngineError('not_found', 'That message is not one of yours in this conversation.');
+    if (m.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
+    await tx.delete('messages', messageKey);
+    const conv = await tx.get('conversations', conversationId);
+    if (conv) await tx.put('conversations', { ...conv, lastPreview: await currentPreview(tx, conversationId) });
+    return true;
+  });
+  if (!removed) return false;
+  ctx.emit({ type: 'message-updated', conversation: conversationId, id: messageKey.slice(messageKey.indexOf('/') + 1) });
+  ctx.emit({ type: 'conversations' });
+  return true;
+}

@@ -767,36 +767,12 @@ export class Engine {
       const cur = await tx.get('messages', messageKey);
       if (cur?.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
       await tx.put('outbox', { id: m.id, createdAt: queuedAt, to: [...new Set(to.length ? to : [me.username])], content, attempts: 0, nextAttemptAt: 0, lastError: null, sealed: null });
-      const { failedCode: _, ...row } = cur;
-      await tx.put('messages', { ...row, status: 'pending' });
+      await tx.put('messages', { ...cur, status: 'pending', failedCode: undefined });
       return true;
     });
     if (!queued) return;
     this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: m.id });
     await this.drainOutbox();
-  }
-
-  /**
-   * Gives up a message of ours that failed (status 'failed'): the relay refused it, so nobody got
-   * it, and this device drops it too — it shows the conversation as the others see it, as
-   * discardChange does for a reaction, edit or delete. Resolves whether a message was removed
-   * (false: it was queued again or removed meanwhile, or never failed).
-   */
-  async discardFailed(conversationId: string, messageKey: string): Promise<boolean> {
-    const me = this.ctx.requireMe();
-    const removed = await this.ctx.store.write(['messages', 'conversations', 'outbox'], async (tx) => {
-      const m = await tx.get('messages', messageKey);
-      if (!m || m.conversation !== conversationId || m.sender !== me.username || m.system) throw new EngineError('not_found', 'That message is not one of yours in this conversation.');
-      if (m.status !== 'failed' || (await tx.get('outbox', m.id))) return false;
-      await tx.delete('messages', messageKey);
-      const conv = await tx.get('conversations', conversationId);
-      if (conv) await tx.put('conversations', { ...conv, lastPreview: await currentPreview(tx, conversationId) });
-      return true;
-    });
-    if (!removed) return false;
-    this.ctx.emit({ type: 'message-updated', conversation: conversationId, id: messageKey.slice(messageKey.indexOf('/') + 1) });
-    this.ctx.emit({ type: 'conversations' });
-    return true;
   }
 
   async attachmentBytes(messageKey: string): Promise<{ name: string; mime: string; bytes: Uint8Array }> {

@@ -33,10 +33,11 @@ export interface MessageView {
   readonly failedChanges: readonly FailedChangeView[];
   /**
    * Why the relay refused this message of ours, while `status` is 'failed' (engine.retry sends it
-   * again, engine.discardFailed gives it up); `code` '' for one that failed before the reason was
-   * kept. Null otherwise, and once we deleted it for everyone (nothing left to retry).
+   * again, discardFailed (changes.ts) gives it up); `code` '' for one that failed before the reason was
+   * kept (explain.ts sendFailure words it). Null otherwise, and once we deleted it for everyone
+   * (nothing left to retry).
    */
-  readonly failure: { readonly code: string; readonly message: string } | null;
+  readonly failure: { readonly code: string } | null;
 }
 
 /** A change of ours to a message that did not go out (web/core/changes.ts). */

@@ -1,6 +1,6 @@
 /** Store rows as the screens and the CLI see them. */
 import type { ConversationRow, MessageRow, ReadTx, Store } from './store/schema.ts';
-import { changeFailure, sendFailure } from './explain.ts';
+import { changeFailure } from './explain.ts';
 import type { MessageView } from './types.ts';
 
 /**
@@ -37,7 +37,7 @@ export function messageView(m: MessageRow): MessageView {
     attachment: m.attachment && !m.deleted ? { name: m.attachment.name, mime: m.attachment.mime, size: m.attachment.size } : null,
     system: m.system,
     failedChanges: (m.failedChanges ?? []).map((f) => ({ id: f.id, kind: f.kind, emoji: f.emoji ?? '', code: f.code, message: changeFailure(f.kind, f.code) })),
-    failure: m.status === 'failed' && !m.deleted ? { code: m.failedCode ?? '', message: sendFailure(m.failedCode ?? '') } : null,
+    failure: m.status === 'failed' && !m.deleted ? { code: m.failedCode ?? '' } : null,
   };
 }
 

@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { allMessages, decryptFailures } from '../core/views.ts';
+import { discardFailed } from '../core/changes.ts';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { deviceNameOrDefault } from '../core/account.ts';
@@ -565,7 +566,7 @@ async function run(s: Session, cmd: string, args: string[], flags: Record<string
       requireAccount(engine);
       const f = await findFailed(engine, args[0]!, 'discard');
       const conv = f.message.conversation;
-      if (f.kind === 'send') await engine.discardFailed(conv, f.message.key);
+      if (f.kind === 'send') await discardFailed(engine.ctx, conv, f.message.key);
       else await engine.discardChange(conv, f.message.key, f.id);
       out({ id: f.id, kind: f.kind, conversation: conv, ...(f.kind === 'send' ? {} : { messageId: f.message.id }), discarded: true });
       return;

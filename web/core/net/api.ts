@@ -91,12 +91,7 @@ export class RelayApi {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let res;
-    try {
-      res = await this.fetch(this.base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-    } catch (e) {
-      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
-    }
+    const res = await this.#reach(this.base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
     let parsed: any;
     try {
@@ -157,16 +152,11 @@ export class RelayApi {
   createAttachment = (size: number) => this.call<{ id: string; chunkSize: number; expiresAt: number }>('POST', '/v1/attachments', { size });
   async putChunk(id: string, idx: number, bytes: Uint8Array): Promise<void> {
     if (this.revoked) throw revokedError(this.revokedCode);
-    let res;
-    try {
-      res = await this.fetch(`${this.base}/v1/attachments/${id}/chunks/${idx}`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' },
-        body: bytes,
-      });
-    } catch (e) {
-      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
-    }
+    const res = await this.#reach(`${this.base}/v1/attachments/${id}/chunks/${idx}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
     this.#checkRevoked(res.status, this.token);
     if (!res.ok) {
       const body = await res.text().then((t) => { try { return JSON.parse(t); } catch { return {}; } });
@@ -174,15 +164,16 @@ export class RelayApi {
     }
     await res.arrayBuffer();
   }
+  /** fetch, a relay out of reach thrown as RelayError 'network'. */
+  #reach(url: string, init: Parameters<Fetch>[1]) {
+    return this.fetch(url, init).catch((e: unknown) => {
+      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
+    });
+  }
   completeAttachment = (id: string) => this.call('POST', `/v1/attachments/${id}/complete`);
   async downloadAttachment(id: string): Promise<Uint8Array> {
     if (this.revoked) throw revokedError(this.revokedCode);
-    let res;
-    try {
-      res = await this.fetch(`${this.base}/v1/attachments/${id}`, { method: 'GET', headers: { authorization: `Bearer ${this.token}` } });
-    } catch (e) {
-      throw new RelayError(0, 'network', `the relay is unreachable (${e instanceof Error ? e.message : String(e)})`);
-    }
+    const res = await this.#reach(`${this.base}/v1/attachments/${id}`, { method: 'GET', headers: { authorization: `Bearer ${this.token}` } });
     this.#checkRevoked(res.status, this.token);
     if (!res.ok) throw new RelayError(res.status, res.status === 404 ? 'not_found' : 'http_' + res.status, `attachment download failed (HTTP ${res.status})`);
     return new Uint8Array(await res.arrayBuffer());
