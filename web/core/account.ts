@@ -38,6 +38,7 @@ import {
 import { fromB64, toB64 } from './b64.ts';
 import type { Ctx, IdentityRecord } from './context.ts';
 import { deviceList } from './directory.ts';
+import { unreachable } from './explain.ts';
 import { RelayError } from './net/api.ts';
 import { EngineError } from './types.ts';
 
@@ -62,7 +63,7 @@ export function relayMessage(e: unknown): never {
     if (e.code === 'invalid_username') throw new EngineError('invalid_username', 'Usernames are 3–32 characters: letters, digits, “_”, “.” and “-”.');
     if (e.code === 'login_failed') throw new EngineError('login_failed', 'Wrong username or password.');
     if (e.code === 'rate_limited') throw new EngineError('rate_limited', 'Too many attempts. Wait a minute and try again.');
-    if (e.code === 'network') throw new EngineError('offline', 'The relay cannot be reached. Check your connection and try again.');
+    if (e.code === 'network') throw new EngineError('offline', unreachable('then try again.'));
   }
   throw e;
 }
