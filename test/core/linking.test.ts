@@ -423,4 +423,23 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect((await a3.contacts()).find((x) => x.username === bn)).toEqual({ username: bn, verified: true, keyChanged: false });
     expect((await a3.contacts()).find((x) => x.username === cn)?.verified).not.toBe(true);
   });
+  test('the history is due on a device that joined by password or a link, not on the first device of an account', async () => {
+    const { a1, an } = await aliceAndBob();
+    expect(await a1.historyDue()).toBe(false);
+    const linked = await link(a1); // imports the history
+    expect(await linked.historyDue()).toBe(false);
+    // Every other device gone: nobody would send one.
+    for (const d of await linked.devices()) if (!d.current) await linked.removeDevice(d.deviceId);
+    const a3 = await device('tablet');
+    await a3.login(an, 'pw');
+    expect(await a3.historyDue()).toBe(true);
+    await linked.sync();
+    await a3.sync();
+    expect(await a3.historyDue()).toBe(false);
+    await a3.logOut();
+    await linked.logOut();
+    const a4 = await device('phone again');
+    await a4.login(an, 'pw');
+    expect(await a4.historyDue()).toBe(false);
+  });
 });

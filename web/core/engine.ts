@@ -892,6 +892,14 @@ export class Engine {
   }
 
   /**
+   * The history is still on its way to this device from another of the account's devices (after
+   * a password login or a link) until its package has been imported (history.ts).
+   */
+  async historyDue(): Promise<boolean> {
+    return !!(await this.ctx.store.read(['meta'], (tx) => tx.get('meta', 'historyDue')));
+  }
+
+  /**
    * Messages oldest first, one page at a time (a long conversation is never loaded whole):
    * the newest `limit`, or those just `before` / just `after` an order value.
    */

@@ -7,7 +7,7 @@ import { Panels } from './panels.tsx';
 import { Removed, RemovedBanner } from './removed.tsx';
 import { SignedOutBanner } from './signed-out.tsx';
 import { explain } from '../core/explain.ts';
-import { connection, current, me, online, panel, pending, persistence, readingRemoved, saveSettings, settings, toast, updateReady } from './state.ts';
+import { connection, current, historyDue, me, online, panel, pending, persistence, readingRemoved, saveSettings, settings, toast, updateReady } from './state.ts';
 import { Welcome } from './welcome.tsx';
 
 export function App() {
@@ -84,6 +84,7 @@ function Shell() {
       )}
       <Toast />
       {pending.value > 0 && !removed && <div class="outbox" role="status" aria-live="polite">{pending.value} message{pending.value > 1 ? 's' : ''} waiting to send</div>}
+      {historyDue.value && <div class="outbox arriving" role="status">Your history is still arriving from your other device. It comes as soon as that device is online.</div>}
       <Chats />
       <Conversation />
       <Panels />
