@@ -247,16 +247,23 @@ function clockOff(e: RelayError, signedAt: number): EngineError {
  * prekeys the approving device waits for, and then the account key in a 'link' message, follow
  * in Engine.startLink.
  */
-export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName: string, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<void> {
+export async function claimLinkedDevice(
+  ctx: Ctx,
+  link: PendingLink,
+  deviceName: string,
+  opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void>; onReach?: (reached: boolean) => void },
+): Promise<void> {
   const deadline = ctx.now() + opts.timeoutMs;
   for (;;) {
     const at = ctx.now();
     let r;
     try {
       r = await ctx.api.claim(signDeviceClaim(link.device, at));
+      opts.onReach?.(true);
     } catch (e) {
       if (e instanceof RelayError && e.code === 'claim_expired') throw clockOff(e, at);
       if (!(e instanceof RelayError && e.transient)) throw e;
+      opts.onReach?.(false);
     }
     if (r) {
       // The approving device sends the history right after the account key (Engine.approveLink).
