@@ -97,7 +97,7 @@ describe.skipIf(!hasChromium)('removing a device and logging out in Chromium', (
     // The laptop's socket is closed with 4403: it says what happened, not "offline".
     const title = laptop.getByRole('heading', { name: 'This device was removed from your account' });
     await title.waitFor({ timeout: 15_000 });
-    expect(await laptop.getByText('Offline —').count()).toBe(0);
+    expect(await laptop.locator('.banner.offline').count()).toBe(0);
     expect(await laptop.evaluate(() => document.activeElement?.id)).toBe('removed-title');
     expect(await unnamedControls(laptop)).toEqual([]);
     expect(await laptop.locator('[style]').count()).toBe(0);

@@ -47,7 +47,7 @@ describe.skipIf(!hasChromium)('a device signed out by the relay, in Chromium', (
     await banner.getByText('This device was signed out by the relay.').waitFor({ timeout: 15_000 });
     expect(await banner.textContent()).toContain('your messages are still here');
     expect(await page.getByRole('heading', { name: 'This device was removed from your account' }).count()).toBe(0);
-    expect(await page.getByText('Offline —').count()).toBe(0);
+    expect(await page.locator('.banner.offline').count()).toBe(0);
     expect(await page.locator('.bubble .text', { hasText: 'before' }).count()).toBe(1);
     expect(await unnamedControls(page)).toEqual([]);
     expect(await page.locator('[style]').count()).toBe(0);
@@ -79,7 +79,7 @@ describe.skipIf(!hasChromium)('a device signed out by the relay, in Chromium', (
     await page.route('**/v1/accounts/login/start', (route) => route.abort());
     await password.fill(PASSWORD);
     await banner.getByRole('button', { name: 'Sign in again' }).click();
-    await banner.getByRole('alert').filter({ hasText: 'cannot be reached' }).waitFor({ timeout: 20_000 });
+    await banner.getByRole('alert').filter({ hasText: 'Petrel cannot reach the relay' }).waitFor({ timeout: 20_000 });
     await shot(page, 'signed-out-offline');
     await page.unroute('**/v1/accounts/login/start');
     expect(withToken).toEqual([]);

@@ -423,4 +423,43 @@ describe.each(backends.slice(0, 1))('linking and own devices on $name', (backend
     expect((await a3.contacts()).find((x) => x.username === bn)).toEqual({ username: bn, verified: true, keyChanged: false });
     expect((await a3.contacts()).find((x) => x.username === cn)?.verified).not.toBe(true);
   });
+  test('a new device shows its account\'s old messages as read where the sending device does, though the receipt came before the history', async () => {
+    const { a1, b, an, bn } = await aliceAndBob();
+    const conv = await a1.openDirect(bn);
+    const { id } = await a1.send(conv, 'sent before the tablet');
+    await b.sync();
+    await a1.sync(); // delivered
+    const a2 = await device('tablet');
+    await a2.login(an, 'pw');
+    expect(await a2.historyDue()).toBe(true);
+    await a1.sync(); // a1 exports the history with the message delivered, not yet read
+    await b.markRead(`dm:${an}`); // the read receipt goes to a1 and a2 alike
+    await a2.sync(); // the receipt and the history package in one pass: the receipt first
+    await a1.sync();
+    const status = async (e: Engine) => (await e.messages(conv)).find((m) => m.id === id)?.status;
+    expect(await status(a1)).toBe('read');
+    expect(await status(a2)).toBe('read');
+    expect(await a2.historyDue()).toBe(false);
+    expect(await a2.ctx.store.read(['meta'], (tx) => tx.get('meta', 'earlyReceipts'))).toBeUndefined();
+  });
+
+  test('the history is due on a device that joined by password or a link, not on the first device of an account', async () => {
+    const { a1, an } = await aliceAndBob();
+    expect(await a1.historyDue()).toBe(false);
+    const linked = await link(a1); // imports the history
+    expect(await linked.historyDue()).toBe(false);
+    // Every other device gone: nobody would send one.
+    for (const d of await linked.devices()) if (!d.current) await linked.removeDevice(d.deviceId);
+    const a3 = await device('tablet');
+    await a3.login(an, 'pw');
+    expect(await a3.historyDue()).toBe(true);
+    await linked.sync();
+    await a3.sync();
+    expect(await a3.historyDue()).toBe(false);
+    await a3.logOut();
+    await linked.logOut();
+    const a4 = await device('phone again');
+    await a4.login(an, 'pw');
+    expect(await a4.historyDue()).toBe(false);
+  });
 });

@@ -38,6 +38,7 @@ import {
 import { fromB64, toB64 } from './b64.ts';
 import type { Ctx, IdentityRecord } from './context.ts';
 import { deviceList } from './directory.ts';
+import { unreachable } from './explain.ts';
 import { RelayError } from './net/api.ts';
 import { EngineError } from './types.ts';
 
@@ -62,7 +63,7 @@ export function relayMessage(e: unknown): never {
     if (e.code === 'invalid_username') throw new EngineError('invalid_username', 'Usernames are 3–32 characters: letters, digits, “_”, “.” and “-”.');
     if (e.code === 'login_failed') throw new EngineError('login_failed', 'Wrong username or password.');
     if (e.code === 'rate_limited') throw new EngineError('rate_limited', 'Too many attempts. Wait a minute and try again.');
-    if (e.code === 'network') throw new EngineError('offline', 'The relay cannot be reached. Check your connection and try again.');
+    if (e.code === 'network') throw new EngineError('offline', unreachable('then try again.'));
   }
   throw e;
 }
@@ -113,10 +114,12 @@ export async function login(ctx: Ctx, username: string, password: string, nameFo
     const device = generateDevice(ctx.rng);
     const deviceName = nameFor(device.deviceId);
     const now = ctx.now();
-    const signed = signDeviceList(current ? withDeviceAdded(verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey }), device, deviceName, now) : newDeviceList(name, account.publicKey, device, deviceName, now), account);
+    const old = current && verifyDeviceList(current, { userId: name, pinnedAccountKey: account.publicKey });
+    const signed = signDeviceList(old ? withDeviceAdded(old, device, deviceName, now) : newDeviceList(name, account.publicKey, device, deviceName, now), account);
     await ctx.api.putDeviceList(signed.bytes, done.sessionToken);
     const { token } = await ctx.api.issueToken(device.deviceId, done.sessionToken);
-    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes);
+    // The account's other devices hold its history: one of them sends it (after.ts), so it is on its way.
+    await finishDevice(ctx, { username: name, accountSecret: account.secretKey, device: encodeDeviceKeyPair(device), token, deviceName }, signed.bytes, !!old && activeDevices(old).length > 0);
     return deviceName;
   } catch (e) {
     return relayMessage(e);
@@ -143,10 +146,12 @@ export async function passwordLogin(ctx: Ctx, username: string, password: string
  * the account and unreachable. The prekeys follow (refillPrekeys); the linking flow retries them,
  * and every start and sync uploads them until the relay holds some.
  */
-async function storeDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array | undefined): Promise<void> {
+async function storeDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array | undefined, historyDue: boolean): Promise<void> {
   await ctx.store.write(['meta'], async (tx) => {
     await tx.put('meta', { key: 'identity', value: id });
     if (ownList) await tx.put('meta', { key: 'ownList', value: ownList });
+    // Another of the account's devices sends this one the history: true until it came (history.ts).
+    if (historyDue) await tx.put('meta', { key: 'historyDue', value: true });
     await tx.put('meta', { key: 'nextPrekeyId', value: 1 });
     // A link code's device is this identity now: a new link needs a new code (and an empty profile).
     await tx.delete('meta', 'pendingLink');
@@ -159,8 +164,8 @@ async function storeDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array | u
  * relay answers; if it does not, the next start or sync uploads them (an error here would leave
  * the person on the sign-up screen of a profile that is already registered).
  */
-async function finishDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array): Promise<void> {
-  await storeDevice(ctx, id, ownList);
+async function finishDevice(ctx: Ctx, id: IdentityRecord, ownList: Uint8Array, historyDue = false): Promise<void> {
+  await storeDevice(ctx, id, ownList, historyDue);
   await refillPrekeys(ctx).catch((e) => {
     if (!(e instanceof RelayError && e.transient)) throw e;
   });
@@ -242,19 +247,27 @@ function clockOff(e: RelayError, signedAt: number): EngineError {
  * prekeys the approving device waits for, and then the account key in a 'link' message, follow
  * in Engine.startLink.
  */
-export async function claimLinkedDevice(ctx: Ctx, link: PendingLink, deviceName: string, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<void> {
+export async function claimLinkedDevice(
+  ctx: Ctx,
+  link: PendingLink,
+  deviceName: string,
+  opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void>; onReach?: (reached: boolean) => void },
+): Promise<void> {
   const deadline = ctx.now() + opts.timeoutMs;
   for (;;) {
     const at = ctx.now();
     let r;
     try {
       r = await ctx.api.claim(signDeviceClaim(link.device, at));
+      opts.onReach?.(true);
     } catch (e) {
       if (e instanceof RelayError && e.code === 'claim_expired') throw clockOff(e, at);
       if (!(e instanceof RelayError && e.transient)) throw e;
+      opts.onReach?.(false);
     }
     if (r) {
-      await storeDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, undefined);
+      // The approving device sends the history right after the account key (Engine.approveLink).
+      await storeDevice(ctx, { username: r.username, accountSecret: null, device: encodeDeviceKeyPair(link.device), token: r.token, deviceName }, undefined, true);
       return;
     }
     if (ctx.now() > deadline) throw new EngineError('link_timeout', 'No device approved this code in time. Start linking again.');

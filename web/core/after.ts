@@ -69,9 +69,16 @@ export async function applyAfter(engine: Engine, after: readonly After[], failur
         case 'history-import': {
           const body = a.content.body;
           if (body.type !== 'history') break;
-          const n = await fetchHistory(ctx, body.attachment);
+          // No longer on its way, imported or not (a package that cannot be fetched or read does
+          // not come again): the app stops saying it is, and early receipts (apply.ts) go.
+          const n = await fetchHistory(ctx, body.attachment).finally(async () => {
+            await ctx.store.write(['meta'], async (tx) => {
+              await tx.delete('meta', 'historyDue');
+              await tx.delete('meta', 'earlyReceipts');
+            });
+            ctx.emit({ type: 'conversations' });
+          });
           ctx.emit({ type: 'history-imported', messages: n });
-          ctx.emit({ type: 'conversations' });
           break;
         }
       }

@@ -177,10 +177,26 @@ function addReceipt(out: ApplyResult, to: string, conversation: string, id: stri
   else out.after.push({ kind: 'receipt', to, conversation, ids: [id] });
 }
 
+/** A receipt for a message of ours this device does not hold yet: [message key, from, read]. */
+export type EarlyReceipt = readonly [string, string, boolean];
+
+/** `msg` (one of ours) as `by`'s receipt leaves it: delivered to them, and read if `read`. */
+export function withReceipt(msg: MessageRow, by: string, read: boolean): MessageRow {
+  const deliveredTo = msg.deliveredTo.includes(by) ? msg.deliveredTo : [...msg.deliveredTo, by];
+  const readBy = read && !msg.readBy.includes(by) ? [...msg.readBy, by] : msg.readBy;
+  return { ...msg, deliveredTo, readBy, status: readBy.length ? 'read' : 'delivered' };
+}
+
 async function applyReceipt(tx: WriteTx, me: string, m: Incoming, kind: 'delivered' | 'read', targets: readonly string[], out: ApplyResult): Promise<void> {
+  const early: EarlyReceipt[] = [];
   for (const t of targets) {
     const msg = await tx.get('messages', t);
-    if (!msg) continue;
+    if (!msg) {
+      // Ours from before this device joined, while its history is still on the way: kept for the
+      // import (history.ts), or this device would show "delivered" where the sender shows "read".
+      if (m.sender !== me) early.push([t, m.sender, kind === 'read']);
+      continue;
+    }
     if (m.sender === me) {
       // Our other device read it: read state follows us across devices.
       if (kind === 'read' && msg.sender !== me) {
@@ -191,11 +207,12 @@ async function applyReceipt(tx: WriteTx, me: string, m: Incoming, kind: 'deliver
       continue;
     }
     if (msg.sender !== me) continue;
-    const deliveredTo = msg.deliveredTo.includes(m.sender) ? msg.deliveredTo : [...msg.deliveredTo, m.sender];
-    const readBy = kind === 'read' && !msg.readBy.includes(m.sender) ? [...msg.readBy, m.sender] : msg.readBy;
-    const status = readBy.length ? 'read' : deliveredTo.length ? 'delivered' : msg.status;
-    await tx.put('messages', { ...msg, deliveredTo, readBy, status });
+    await tx.put('messages', withReceipt(msg, m.sender, kind === 'read'));
     out.touched.add(msg.conversation);
+  }
+  if (early.length && (await tx.get('meta', 'historyDue'))) {
+    const had = ((await tx.get('meta', 'earlyReceipts'))?.value as EarlyReceipt[] | undefined) ?? [];
+    await tx.put('meta', { key: 'earlyReceipts', value: [...had, ...early].slice(-2000) });
   }
 }
 

@@ -273,12 +273,16 @@ export class Engine {
     await this.sendControl([], { type: 'device-added', device: this.ctx.requireMe().deviceB64, name });
   }
 
-  /** New device: shows `code`; `done` resolves once approved, claimed and given the account key. */
-  async startLink(opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<{ code: string; done: Promise<void> }> {
+  /**
+   * New device: shows `code`; `done` resolves once approved, claimed and given the account key.
+   * `onReach` hears after each request whether the relay answered (false: out of reach, and the
+   * polls go on until it answers or the time is up), so a page can say so while it waits.
+   */
+  async startLink(opts: { timeoutMs?: number; pollMs?: number; onReach?: (reached: boolean) => void } = {}): Promise<{ code: string; done: Promise<void> }> {
     const link = await account.startLink(this.ctx);
     const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
     const done = (async () => {
-      await account.claimLinkedDevice(this.ctx, link, this.#nameFor(link.device.deviceId, 'Linked device'), { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep });
+      await account.claimLinkedDevice(this.ctx, link, this.#nameFor(link.device.deviceId, 'Linked device'), { timeoutMs, pollMs: opts.pollMs ?? 1000, sleep, onReach: opts.onReach });
       // Claimed and stored: this device belongs to the account now, and nothing from here on may
       // undo that. A relay out of reach is waited out; if it outlasts the link, the next start
       // (or sync) goes on where this stopped.
@@ -291,9 +295,11 @@ export class Engine {
           if (!prekeys) await this.#refillPrekeys(true);
           prekeys = true;
           await this.sync();
+          opts.onReach?.(true);
         } catch (e) {
           if (!(e instanceof RelayError && e.transient)) throw e;
           lastError = e;
+          opts.onReach?.(false);
         }
         if (this.ctx.me?.account) return;
         if (this.ctx.now() > deadline) {
@@ -884,6 +890,14 @@ export class Engine {
 
   async conversations(): Promise<ConversationRow[]> {
     return this.ctx.store.read(['conversations'], (tx) => tx.getAll('conversations', { index: 'byActivity', reverse: true }));
+  }
+
+  /**
+   * The history is still on its way to this device from another of the account's devices (after
+   * a password login or a link) until its package has been imported (history.ts).
+   */
+  async historyDue(): Promise<boolean> {
+    return !!(await this.ctx.store.read(['meta'], (tx) => tx.get('meta', 'historyDue')));
   }
 
   /** Everyone whose key is pinned here, with whether it is verified (refreshed with conversations). */

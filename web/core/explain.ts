@@ -3,8 +3,14 @@
  * stable for programs and logs but tells a person nothing: what they see says what happened and
  * what they can do, and the code stays in the event or the error for whoever needs it.
  */
+/**
+ * How Petrel says that the relay is out of reach, wherever it says it (this toast, the offline
+ * banner, the welcome screen's forms, linking): always these words, then what happens next.
+ */
+export const unreachable = (next: string) => `Petrel cannot reach the relay. Check your connection; ${next}`;
+
 const SENTENCES: Readonly<Record<string, string>> = {
-  network: 'Petrel cannot reach the server right now. Check your connection; waiting messages go out once it is back.',
+  network: unreachable('waiting messages go out once it is back.'),
   unauthorized: 'This device is signed out: sign in again with your password.',
   device_removed: 'This device was removed from your account. Log in again, or link it from one of your other devices.',
   device_not_listed: 'This device is no longer on your account’s device list. Log in again, or link it from one of your other devices.',

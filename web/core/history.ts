@@ -2,7 +2,8 @@
  * History transfer to a newly added device: an existing device packages its conversations and
  * messages (all of them by default, or those newer than a span), encrypts the package as an
  * attachment and sends the pointer to our own devices in a 'history' message addressed to the
- * new one. The new device imports it: rows it already has are kept, the rest added.
+ * new one. The new device imports it: rows it already has are kept (taking the package's receipts),
+ * the rest added, and receipts for them that reached it before the package (apply.ts) applied.
  *
  * It carries the contacts we verified too, each with the account key that was verified (base64url).
  * The new device takes a mark as a 'verified' message from our devices: only for that same key,
@@ -15,6 +16,7 @@
 import { fromB64, toB64 } from './b64.ts';
 import { downloadAttachment, uploadAttachment } from './attachments.ts';
 import type { Ctx } from './context.ts';
+import { type EarlyReceipt, withReceipt } from './apply.ts';
 import { takeVerified } from './directory.ts';
 import * as groupState from './group-state.ts';
 import type { AttachmentInfo } from './protocol/content.ts';
@@ -62,7 +64,7 @@ export async function importHistory(ctx: Ctx, bytes: Uint8Array): Promise<number
   const verified = verifiedEntries(data.verified);
   let added = 0;
   const me = ctx.requireMe().username;
-  await ctx.store.write(['conversations', 'messages', 'seen'], async (tx) => {
+  await ctx.store.write(['conversations', 'messages', 'seen', 'meta'], async (tx) => {
     for (const c of data.conversations) {
       const have = await tx.get('conversations', c.id);
       if (!have) await tx.put('conversations', { ...c, unread: 0 });
@@ -73,12 +75,20 @@ export async function importHistory(ctx: Ctx, bytes: Uint8Array): Promise<number
       }
     }
     for (const m of data.messages) {
-      if (await tx.get('messages', m.key)) continue;
+      const have = await tx.get('messages', m.key);
       // From a device that exported its failed changes: they were its own to retry, not ours.
       const { failedChanges: _, ...row } = m;
-      await tx.put('messages', row);
+      // Held already (its copy reached this device first): the package may know of receipts this device missed.
+      await tx.put('messages', have ? m.deliveredTo.reduce((r, by) => withReceipt(r, by, m.readBy.includes(by)), have) : row);
+      if (have) continue;
       await tx.put('seen', { key: m.key, at: m.receivedAt });
       added++;
+    }
+    // Receipts for these messages that came before them (apply.ts): the exporting device may have
+    // had them only after it exported.
+    for (const [key, by, read] of ((await tx.get('meta', 'earlyReceipts'))?.value as EarlyReceipt[] | undefined) ?? []) {
+      const r = await tx.get('messages', key);
+      if (r) await tx.put('messages', withReceipt(r, by, read));
     }
     // The package's previews were stored by the exporting device, perhaps before an edit or a
     // delete reached it: take the preview from the messages as they now stand here instead (kept

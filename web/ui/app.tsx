@@ -6,7 +6,8 @@ import { reloadPending, reloadSafely } from './drafts.ts';
 import { Panels } from './panels.tsx';
 import { Removed, RemovedBanner } from './removed.tsx';
 import { SignedOutBanner } from './signed-out.tsx';
-import { connection, current, me, online, panel, pending, persistence, readingRemoved, saveSettings, settings, toast, updateReady } from './state.ts';
+import { explain } from '../core/explain.ts';
+import { connection, current, historyDue, me, online, panel, pending, persistence, readingRemoved, saveSettings, settings, toast, updateReady } from './state.ts';
 import { Welcome } from './welcome.tsx';
 
 export function App() {
@@ -73,7 +74,7 @@ function Shell() {
     <div class={`shell ${current.value ? 'has-conversation' : ''} ${panel.value.kind !== 'none' ? 'has-panel' : ''}`}>
       {removed && <RemovedBanner />}
       {signedOut && <SignedOutBanner />}
-      {offline && <div class="banner offline" role="status">Offline — messages you send wait in the outbox and go out when you are back online.</div>}
+      {offline && <div class="banner offline" role="status">{explain('network')}</div>}
       {me.value && !me.value.hasAccountKey && <div class="banner" role="status">Finishing the link: waiting for your other device to send the account key…</div>}
       {persistence.value === false && !settings.value.persistNoticeSeen && (
         <div class="banner" role="status">
@@ -83,6 +84,7 @@ function Shell() {
       )}
       <Toast />
       {pending.value > 0 && !removed && <div class="outbox" role="status" aria-live="polite">{pending.value} message{pending.value > 1 ? 's' : ''} waiting to send</div>}
+      {historyDue.value && <div class="outbox arriving" role="status">Your history is still arriving from your other device. It comes as soon as that device is online.</div>}
       <Chats />
       <Conversation />
       <Panels />

@@ -8,7 +8,7 @@
 import { useSignal } from '@preact/signals';
 import { useLayoutEffect, useRef } from 'preact/hooks';
 import { VerifiedMark } from './marks.tsx';
-import { act, conversations, current, isVerified, openConversation, panel, search, visibleConversations } from './state.ts';
+import { act, conversations, current, historyDue, isVerified, openConversation, panel, search, visibleConversations } from './state.ts';
 
 function when(ms: number): string {
   const d = new Date(ms);
@@ -45,7 +45,7 @@ export function Chats() {
       </div>
       {conversations.value.length === 0 ? (
         <div class="empty">
-          <p>No conversations yet.</p>
+          <p>{historyDue.value ? 'Your conversations are still arriving from your other device.' : 'No conversations yet.'}</p>
           <p>Start one with <strong>+ Chat</strong> and the username of someone on this relay, or create a group.</p>
         </div>
       ) : list.length === 0 ? (

@@ -16,7 +16,7 @@ import type { ConversationRow, FailedChangeView, MessageView } from '../core/typ
 import { Composer } from './composer.tsx';
 import { VerifiedMark } from './marks.tsx';
 import { EmojiPicker } from './picker.tsx';
-import { act, arrived, connection, contacts, conversations, currentConversation, engine, hasNewer, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, showNewest, takeFocusRequest, typing } from './state.ts';
+import { act, arrived, connection, contacts, conversations, currentConversation, engine, hasNewer, historyDue, hasOlder, isVerified, loadNewer, loadOlder, me, messages, openConversation, panel, showNewest, takeFocusRequest, typing } from './state.ts';
 
 /**
  * Status marks. Delivered and read once differed only by shade: read also says so in a word.
@@ -38,7 +38,13 @@ export function Conversation() {
   if (!conv) {
     return (
       <section class="conversation empty-state" aria-label="Conversation">
-        <p>{conversations.value.length ? 'Select a conversation on the left, or start one with “+ Chat” and a username.' : 'No conversations yet: start one with “+ Chat” and a username.'}</p>
+        <p>
+          {conversations.value.length
+            ? 'Select a conversation on the left, or start one with “+ Chat” and a username.'
+            : historyDue.value
+              ? 'Your conversations are still arriving from your other device.'
+              : 'No conversations yet: start one with “+ Chat” and a username.'}
+        </p>
       </section>
     );
   }

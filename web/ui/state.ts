@@ -24,6 +24,8 @@ export const me = signal<{ username: string; deviceId: string; hasAccountKey: bo
 export const conversations = signal<ConversationRow[]>([]);
 /** Pinned contacts by username: whether each is verified, for the marks in headers and lists. */
 export const contacts = signal<Readonly<Record<string, ContactView>>>({});
+/** The history is still on its way from another of the account's devices (Engine.historyDue). */
+export const historyDue = signal(false);
 export const current = signal<string | null>(null);
 export const messages = signal<MessageView[]>([]);
 export const hasOlder = signal(false);
@@ -95,9 +97,11 @@ export async function refreshConversations(): Promise<void> {
   const e = engine.value;
   if (!e?.state()) return;
   const mine = ++conversationLoads;
-  // Together: a verification or a key change updates a contact and its conversations at once.
-  const [rows, people] = await Promise.all([e.conversations(), e.contacts()]);
+  // Together: a verification or a key change updates a contact and its conversations at once,
+  // and the history imported brings conversations as it stops being due.
+  const [rows, people, due] = await Promise.all([e.conversations(), e.contacts(), e.historyDue()]);
   if (mine !== conversationLoads) return;
+  historyDue.value = due;
   conversations.value = rows;
   contacts.value = Object.fromEntries(people.map((c) => [c.username, c]));
 }

@@ -1,5 +1,6 @@
 /** First run: create an account, log in as a new device, or link this device with a code. */
 import { signal, useSignal } from '@preact/signals';
+import { unreachable } from '../core/explain.ts';
 import { act, engine, me, refreshConversations, say, toast } from './state.ts';
 import { Qr } from './qr.tsx';
 
@@ -109,6 +110,8 @@ function Credentials({ mode }: { mode: 'register' | 'login' }) {
  */
 const linkCode = signal<string | null>(null);
 const linkStatus = signal('');
+/** The relay did not answer the last poll: said in the card until it does (the polls go on). */
+const linkUnreachable = signal(false);
 
 const copied = signal(false);
 
@@ -129,7 +132,7 @@ function LinkDevice() {
   const status = linkStatus;
   const start = async () => {
     status.value = 'Preparing…';
-    const link = await act(() => engine.value!.startLink({ pollMs: 1500 }));
+    const link = await act(() => engine.value!.startLink({ pollMs: 1500, onReach: (ok) => (linkUnreachable.value = !ok) }));
     if (!link) return (status.value = '');
     code.value = link.code;
     status.value = 'Waiting for approval on your other device…';
@@ -138,6 +141,7 @@ function LinkDevice() {
       () => null,
       (e: unknown) => (e instanceof Error ? e.message : String(e)),
     );
+    linkUnreachable.value = false;
     if (failure === null) {
       status.value = 'Linked. Loading your history…';
       await entered();
@@ -174,6 +178,7 @@ function LinkDevice() {
         </button>
       )}
       <p role="status" class="hint">{status.value}</p>
+      {linkUnreachable.value && <p role="alert" class="error">{unreachable('linking goes on by itself once it is back.')}</p>}
     </div>
   );
 }
