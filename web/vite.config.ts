@@ -11,6 +11,11 @@ const root = new URL('.', import.meta.url).pathname;
 export default defineConfig({
   root,
   publicDir: 'public',
+  resolve: {
+    // workbox-window's package "module" is its ES5 build (async functions and classes
+    // transpiled away); its ES2017 build is the same code at 1.3 KB gzip instead of 2.4.
+    alias: [{ find: /^workbox-window$/, replacement: 'workbox-window/build/workbox-window.prod.mjs' }],
+  },
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: 'dist',

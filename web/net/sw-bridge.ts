@@ -1,43 +1,32 @@
 /**
- * The one module that talks to the service worker: registration, the "update available" prompt
- * (the waiting worker takes over only when the person clicks reload — never in the middle of
- * typing: see ui/drafts.ts — and the outbox is in IndexedDB anyway), persistent storage, and the
- * push subscription made with the relay's VAPID key.
+ * The one module that talks to the service worker: registration through workbox-window, the
+ * "update available" prompt (the waiting worker takes over only when the person clicks
+ * reload — never in the middle of typing: see ui/drafts.ts — and the outbox is in IndexedDB
+ * anyway), persistent storage, and the push subscription made with the relay's VAPID key.
  */
+import { Workbox } from 'workbox-window';
 import type { Engine } from '../core/engine.ts';
 
 /**
  * Registers /sw.js. `onUpdate` receives the function that activates a waiting new version and
- * reloads; it is called only when a new version is installed and waiting (found waiting at
- * registration, or installed while the page is open), never for the first install: then no
- * worker controls the page yet. The browser's own API: workbox-window did the same in 1.3 KB gzip.
+ * reloads; it is called only when a new version is installed and waiting.
  */
 export function registerServiceWorker(onUpdate: (apply: () => void) => void): void {
   // `npm run dev` serves modules unbundled and has no sw.js (the precache manifest is made by
   // the build): a worker there would serve stale builds, so development runs without one.
   if (import.meta.env.DEV || !('serviceWorker' in navigator)) return;
-  const sw = navigator.serviceWorker;
-  const waiting = (w: ServiceWorker | null) =>
-    w &&
-    sw.controller &&
-    onUpdate(() => {
-      sw.addEventListener('controllerchange', () => location.reload());
-      w.postMessage({ type: 'SKIP_WAITING' }); // sw.ts's message handler: skipWaiting()
-    });
   // A module worker: it imports the engine's chunks (and libsodium) like the page does.
-  sw.register('/sw.js', { scope: '/', type: 'module' }).then(
-    (reg) => {
-      waiting(reg.waiting);
-      reg.addEventListener('updatefound', () => {
-        const w = reg.installing;
-        w?.addEventListener('statechange', () => w.state === 'installed' && waiting(w));
-      });
-    },
-    (err: unknown) => {
-      // Petrel still works without it (online only, no push); say so once in the console.
-      console.warn('service worker not registered:', err instanceof Error ? err.message : err);
-    },
-  );
+  const wb = new Workbox('/sw.js', { scope: '/', type: 'module' });
+  wb.addEventListener('waiting', () => {
+    onUpdate(() => {
+      wb.addEventListener('controlling', () => window.location.reload());
+      wb.messageSkipWaiting();
+    });
+  });
+  wb.register().catch((err: unknown) => {
+    // Petrel still works without it (online only, no push); say so once in the console.
+    console.warn('service worker not registered:', err instanceof Error ? err.message : err);
+  });
 }
 
 /** Asks for persistent storage; returns whether the browser granted it (null: cannot tell). */
