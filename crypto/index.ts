@@ -4,7 +4,7 @@
  * PROTOCOL.md in this folder is the specification this code implements.
  */
 export * from './errors.ts';
-export { ready, systemRng, seededRng, type Rng } from './sodium.ts';
+export { ready, systemRng, seededRng, type Rng, toBase64url, fromBase64url } from './sodium.ts';
 export * from './bytes.ts';
 export * from './consts.ts';
 export { kdf } from './kdf.ts';

@@ -215,3 +215,16 @@ export function streamPull(state: StreamState, chunk: Uint8Array): { plaintext: 
   if (!r) throw new CryptoError('decrypt_failed', 'attachment chunk failed authentication');
   return { plaintext: r.message, final: r.tag === STREAM_TAG_FINAL };
 }
+
+/** Unpadded base64url; after ready(), as everything here. */
+export const toBase64url = (bytes: Uint8Array): string => s().to_base64(bytes, s().base64_variants.URLSAFE_NO_PADDING);
+
+/** Strict: anything that is not canonical unpadded base64url (padding bits too) is `malformed`. */
+export function fromBase64url(text: string): Uint8Array {
+  const lib = s();
+  try {
+    return lib.from_base64(text, lib.base64_variants.URLSAFE_NO_PADDING);
+  } catch {
+    throw new CryptoError('malformed', 'not base64url');
+  }
+}

@@ -13,6 +13,9 @@ import type { ConversationRow } from '../../web/core/store/schema.ts';
 import { MemoryStore } from '../../web/core/store/memory-store.ts';
 import { newConversation } from '../../web/core/views.ts';
 import { seeded } from './seeded.ts';
+import { ready } from '../../crypto/index.ts';
+
+await ready(); // web/core's base64url is crypto/'s (libsodium)
 
 interface Device {
   readonly user: string;

@@ -8,6 +8,9 @@ import { shortDeviceId } from '../../web/core/device-id.ts';
 import { uniqueName } from '../relay/harness.ts';
 import { closedPort } from '../support/ports.ts';
 import { cliSuite } from './cli-harness.ts';
+import { ready } from '../../crypto/index.ts';
+
+await ready(); // web/core's base64url is crypto/'s (libsodium)
 
 const { root, petrel } = cliSuite('petrel-cli-use-');
 

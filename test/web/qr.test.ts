@@ -4,6 +4,8 @@
 // format information and draws ours with that mask; our own choice follows ISO/IEC 18004.
 import qrcode from 'qrcode-generator';
 import { describe, expect, test } from 'vitest';
+import { encodeLinkCode, generateAccountKey, generateDevice, publicPart, ready, safetyNumber, systemRng } from '../../crypto/index.ts';
+import { toB64 } from '../../web/core/b64.ts';
 import { qrDataUrl, qrEncode } from '../../web/ui/qr-encode.ts';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -46,20 +48,28 @@ function same(data: string) {
 }
 
 describe('QR encoder', () => {
-  test('base64url text of every length from 1 to 200 gives qrcode-generator’s modules', () => {
-    for (let len = 1; len <= 200; len++) same(text(len, len));
+  test('base64url text of every length from 1 to 106 (all it draws) gives qrcode-generator’s modules', () => {
+    for (let len = 1; len <= 106; len++) same(text(len, len));
   });
 
   test('binary-ish data gives qrcode-generator’s modules', () => {
     const all = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join('');
-    for (const [len, seed] of [[1, 1], [17, 2], [65, 3], [100, 4], [213, 5]]) same(text(len!, seed!, all));
+    for (const [len, seed] of [[1, 1], [17, 2], [65, 3], [100, 4], [106, 5]]) same(text(len!, seed!, all));
     same('\0'.repeat(50));
     same('\xff'.repeat(90));
-    same(all.slice(0, 200));
+    same(all.slice(0, 106));
   });
 
-  test('every version it draws (1 to 10) gives qrcode-generator’s modules', () => {
-    for (const len of [14, 26, 42, 62, 84, 106, 122, 152, 180, 213]) same(text(len, len));
+  test('every version it draws (1 to 6) gives qrcode-generator’s modules', () => {
+    for (const len of [14, 26, 42, 62, 84, 106]) same(text(len, len));
+  });
+
+  test('the codes the app draws fit the versions it draws: a link code and a safety number', async () => {
+    await ready();
+    const link = toB64(encodeLinkCode(publicPart(generateDevice(systemRng))));
+    const sn = toB64(safetyNumber('alice', generateAccountKey(systemRng).publicKey, 'bob', generateAccountKey(systemRng).publicKey).qr);
+    expect(qrEncode(link).length).toBe(4 * 6 + 17); // 92 characters
+    expect(qrEncode(sn).length).toBe(4 * 6 + 17); // 87 characters
   });
 
   test('the link code size takes the expected version', () => {
@@ -68,15 +78,15 @@ describe('QR encoder', () => {
   });
 
   test('chooses a valid mask and says so in the format information', () => {
-    for (const len of [1, 20, 92, 150]) {
+    for (const len of [1, 20, 92, 106]) {
       const m = qrEncode(text(len, 11));
       const mask = ((m[8]![2]! ? 4 : 0) | (m[8]![3]! ? 2 : 0) | (m[8]![4]! ? 1 : 0)) ^ ((0x5412 >>> 10) & 7);
       expect(qrEncode(text(len, 11), mask)).toEqual(m);
     }
   });
 
-  test('refuses data longer than version 10-M holds (the largest it draws)', () => {
-    expect(() => qrEncode('x'.repeat(214))).toThrow(/too long \(at most 213\)/);
+  test('refuses data longer than version 6-M holds (the largest it draws)', () => {
+    expect(() => qrEncode('x'.repeat(107))).toThrow(/too long \(at most 106\)/);
   });
 
   test('draws an SVG image: a square per dark module, a white field, a 4-module quiet zone', () => {

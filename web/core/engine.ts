@@ -77,6 +77,9 @@ function abortableSleep(ms: number, signal?: CancelSignal): Promise<void> {
   });
 }
 
+/** The contact's key changed since the digits were shown (or while they were compared). */
+const keyChangedError = (user: string) => new EngineError('key_changed', `${user}'s safety number changed. Compare the new number before marking them verified.`);
+
 export class Engine {
   readonly ctx: Ctx;
   #live: LiveSocket | null = null;
@@ -983,7 +986,7 @@ export class Engine {
     if (verified && comparedDigits !== undefined) {
       if (!me.account) throw new EngineError('not_ready', 'This device has not received the account key yet.');
       if (safetyNumber(me.username, me.account.publicKey, username, known.accountKey).digits !== comparedDigits) {
-        throw new EngineError('key_changed', `${username}'s safety number changed while you were comparing. Compare the new number before marking them verified.`);
+        throw keyChangedError(username);
       }
     }
     await this.ctx.store.write(['contacts', 'conversations'], async (tx) => {
@@ -992,7 +995,7 @@ export class Engine {
       // already cleared the mark, so un-marking needs nothing more).
       if (!equalBytes(c.accountKey, known.accountKey)) {
         if (!verified) return;
-        throw new EngineError('key_changed', `${username}'s safety number changed. Compare the new number before marking them verified.`);
+        throw keyChangedError(username);
       }
       await putVerified(tx, c, verified);
     });

@@ -1,33 +1,30 @@
 /**
  * A small QR code encoder (ISO/IEC 18004), just what the app needs: byte mode, error correction
- * level M, the smallest version that fits (1–10), all eight masks scored with the standard
+ * level M, the smallest version that fits (1–6), all eight masks scored with the standard
  * penalty rules. The code is drawn as an SVG image in a data: URL (the CSP allows img-src data:),
  * never as markup.
  */
 
 /**
- * Error correction codewords per block, and number of blocks, for level M, versions 1–10: the
- * app's codes (a link code, a safety number) take version 5, and 10 holds 213 bytes. (Versions to
- * 40 were here and tested too; their tables cost bytes in the app's budget for codes never drawn.)
+ * Error correction codewords per block, and number of blocks, for level M, versions 1–6: the
+ * app's codes take version 6 (a link code is 92 bytes, a safety number 87; 6 holds 106). From
+ * version 7 a code carries version information, and from 10 a longer count: none of that is
+ * here. (Versions to 40, then to 10, were here and tested too; their tables and patterns cost
+ * bytes in the app's budget for codes never drawn.)
  */
-const ECC_PER_BLOCK = [10, 16, 26, 18, 24, 16, 18, 22, 22, 26];
-const BLOCKS = [1, 1, 1, 2, 2, 4, 4, 4, 5, 5];
-const MAX_VERSION = 10;
+const ECC_PER_BLOCK = [10, 16, 26, 18, 24, 16];
+const BLOCKS = [1, 1, 1, 2, 2, 4];
+const MAX_VERSION = 6;
 
 /** All codewords a version holds: its modules minus the function patterns, in bytes. */
 function rawCodewords(ver: number): number {
-  let bits = (16 * ver + 128) * ver + 64;
-  if (ver >= 2) {
-    const n = Math.floor(ver / 7) + 2;
-    bits -= (25 * n - 10) * n - 55;
-    if (ver >= 7) bits -= 36;
-  }
-  return bits >> 3;
+  // One alignment pattern from version 2 (none in version 1); no version information below 7.
+  return (((16 * ver + 128) * ver + 64 - (ver > 1 ? 25 : 0)) >> 3);
 }
 
 const dataCodewords = (ver: number) => rawCodewords(ver) - ECC_PER_BLOCK[ver - 1]! * BLOCKS[ver - 1]!;
-/** Bytes of data a version takes in byte mode: mode (4 bits) and count (8 or 16) come first. */
-const capacity = (ver: number) => dataCodewords(ver) - (ver < 10 ? 2 : 3);
+/** Bytes of data a version takes in byte mode: mode (4 bits) and count (8 bits) come first. */
+const capacity = (ver: number) => dataCodewords(ver) - 2;
 
 // GF(256) with the QR polynomial x^8 + x^4 + x^3 + x^2 + 1.
 const EXP = new Uint8Array(510);
@@ -64,7 +61,7 @@ function codewords(bytes: Uint8Array, ver: number): number[] {
     for (let i = len - 1; i >= 0; i--, bit++) data[bit >> 3]! |= ((value >>> i) & 1) << (7 - (bit & 7));
   };
   put(4, 4); // byte mode
-  put(bytes.length, ver < 10 ? 8 : 16);
+  put(bytes.length, 8);
   for (const b of bytes) put(b, 8);
   // The terminator and the padding to a whole byte are zero bits; then the pad bytes alternate.
   for (let i = (bit + 4 + 7) >> 3, pad = 0xec; i < size; i++, pad ^= 0xec ^ 0x11) data[i] = pad;
@@ -88,12 +85,7 @@ function codewords(bytes: Uint8Array, ver: number): number[] {
 
 /** Where the alignment patterns' centres are, on both axes. */
 function alignment(ver: number): number[] {
-  if (ver === 1) return [];
-  const n = Math.floor(ver / 7) + 2;
-  const step = Math.floor((ver * 8 + n * 3 + 5) / (n * 4 - 4)) * 2;
-  const at = [6];
-  for (let pos = ver * 4 + 10; at.length < n; pos -= step) at.splice(1, 0, pos);
-  return at;
+  return ver === 1 ? [] : [6, ver * 4 + 10];
 }
 
 const MASKS: ((r: number, c: number) => boolean)[] = [
@@ -209,16 +201,6 @@ export function qrEncode(data: string | Uint8Array, mask?: number): boolean[][] 
       }
     }),
   );
-  // Version information (18 bits, twice), from version 7.
-  if (ver >= 7) {
-    const bits = bch(ver, 0x1f25, 12);
-    for (let i = 0; i < 18; i++) {
-      const a = n - 11 + (i % 3), b = Math.floor(i / 3);
-      const dark = ((bits >>> i) & 1) === 1;
-      set(a, b, dark);
-      set(b, a, dark);
-    }
-  }
   // Format information (level M is 00, then the mask): 15 bits, twice, and the dark module.
   const format = (k: number) => {
     const bits = bch(k, 0x537, 10) ^ 0x5412;
