@@ -77,12 +77,15 @@ export async function processBatch(ctx: Ctx, envelopes: readonly WireEnvelope[])
     const failures: FailureRow[] = [];
     /** Per address: its user and the base keys (hex) of sessions a report made us drop. */
     const reported = new Map<string, { user: string; dropped: Set<string> }>();
+    /** Per sender device, looked up (and its id decoded) once a batch: a page is mostly a few senders. */
+    const senders = new Map<string, ReturnType<typeof senderDevice>>();
     const now = ctx.now();
     let cursor = start;
     for (const e of fresh) {
       cursor = e.seq;
       try {
-        const theirs = await senderDevice(ctx, e.sender.user, e.sender.device);
+        const key = `${e.sender.user}/${e.sender.device}`;
+        const theirs = await (senders.get(key) ?? senders.set(key, senderDevice(ctx, e.sender.user, e.sender.device)).get(key));
         if (!theirs) throw Object.assign(new Error('sender device is not in its user’s list'), { code: 'unknown_device' });
         const addr = address(e.sender.user, theirs.deviceId);
         const record = records.get(addr) ?? (await ctx.session(addr));
