@@ -69,3 +69,16 @@ test('envelopes in frame order; one cumulative ack per window; a pending ack goe
     { type: 'ack', seq: 6 },
   ]);
 });
+
+test('auth carries our cursor and the timestamp of the envelope at it (a restored relay needs it)', async () => {
+  const socket = new LiveSocket('ws://relay/v1/ws', () => 'pd_token', ScriptedWs, {
+    cursor: async () => ({ after: 7, at: 1234 }),
+    onEnvelopes: async (list) => list[list.length - 1]!.seq,
+    onState: () => {},
+    onRevoked: () => {},
+  });
+  socket.start();
+  for (let i = 0; i < 100 && ScriptedWs.last?.sent.length !== 1; i++) await sleep(5);
+  expect(ScriptedWs.last!.sent).toEqual([{ type: 'auth', token: 'pd_token', after: 7, at: 1234 }]);
+  socket.stop();
+});

@@ -53,8 +53,6 @@ export async function positionOf(ctx: Ctx): Promise<{ after: number; at?: number
   return { after: (row?.value as number | undefined) ?? 0, at: row?.at };
 }
 
-export const cursorOf = async (ctx: Ctx) => (await positionOf(ctx)).after;
-
 async function senderDevice(ctx: Ctx, user: string, deviceB64: string) {
   const id = fromB64(deviceB64);
   let list = await deviceList(ctx, user);
